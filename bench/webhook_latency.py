@@ -1,0 +1,146 @@
+"""Server-side latency of /voice/incoming under concurrent calls, beside a trivial TwiML endpoint (the floor).
+
+Runs the real app under gunicorn (as `directo run` does) on a private Redis and a fresh database, with agents
+who finish each call at once, so every measured call is really routed to a person. Rounds of the floor and of
+/voice/incoming alternate, so machine noise falls on both alike. Prints median and p99 of the app's own time
+(its Server-Timing header) and of the client-observed time.
+
+    .venv/bin/python bench/webhook_latency.py [--calls 2000] [--concurrency 16] [--agents 100] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from twilio.request_validator import RequestValidator
+
+TOP = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TOP))
+
+from directo.config import Config  # noqa: E402
+from directo.embedded_redis import EmbeddedRedis  # noqa: E402
+from directo.services import Services  # noqa: E402
+from routing import agents as admin  # noqa: E402
+
+TOKEN = "bench-token"
+_local = threading.local()
+
+
+def session() -> requests.Session:
+    if not hasattr(_local, "session"):
+        _local.session = requests.Session()
+    return _local.session
+
+
+def signed_post(url: str, params: dict[str, str]) -> tuple[float, float, str]:
+    signature = RequestValidator(TOKEN).compute_signature(url, params)
+    started = time.perf_counter()
+    response = session().post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=30)
+    client_ms = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    server_ms = float(response.headers["Server-Timing"].split("dur=")[1])
+    return server_ms, client_ms, response.text
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="calls per endpoint")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--callers", type=int, default=500, help="distinct callers (the rest are repeat calls)")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument("--port", type=int, default=5099)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="directo-bench-"))
+    redis = EmbeddedRedis(workdir / "redis")
+    env = dict(os.environ, TWILIO_AUTH_TOKEN=TOKEN, REDIS_URL=redis.start(), DIRECTO_DATA_DIR=str(workdir),
+               DATABASE_URL=args.database_url or f"sqlite:///{workdir / 'bench.db'}", WRAPUP_SECONDS="0")
+    svc = Services.build(Config.from_env(env))
+    svc.db.migrate()
+    for i in range(args.agents):
+        admin.add_agent(svc, f"agent{i:05d}", f"Agent {i}", ["es", "en"])
+        admin.set_status(svc, f"agent{i:05d}", "available")
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2", "--threads", "8",
+         "--worker-class", "gthread", "--log-level", "warning", "bench.floor_app:app"],
+        cwd=TOP, env=env,
+    )
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(base + "/health", timeout=1)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+        sids = itertools.count()
+
+        def floor(_: int) -> tuple[float, float]:
+            server_ms, client_ms, _ = signed_post(base + "/bench/floor", {"CallSid": f"CAF{next(sids):031d}"})
+            return server_ms, client_ms
+
+        def incoming(i: int) -> tuple[float, float]:
+            sid = f"CA{next(sids):032d}"
+            params = {"CallSid": sid, "From": f"+3460{i % args.callers:07d}", "To": "+34910000000",
+                      "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing", "Direction": "inbound"}
+            server_ms, client_ms, body = signed_post(base + "/voice/incoming", params)
+            if "<Dial" in body:  # the agent talks and hangs up, so they are free for the next caller
+                action = body.split('action="')[1].split('"')[0].replace("&amp;", "&")
+                signed_post(action, {"CallSid": sid, "DialCallStatus": "completed", "DialCallDuration": "30",
+                                     "CallStatus": "in-progress"})
+            return server_ms, client_ms
+
+        results: dict[str, list[tuple[float, float]]] = {"floor": [], "incoming": []}
+        per_round = max(1, args.calls // args.rounds)
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            list(pool.map(floor, range(200)))  # warm-up: connections, imports, caches
+            list(pool.map(incoming, range(200)))
+            for _ in range(args.rounds):
+                results["floor"] += pool.map(floor, range(per_round))
+                results["incoming"] += pool.map(incoming, range(per_round))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        svc.close()
+        redis.stop()
+
+    print(f"webhook latency: {args.calls} calls per endpoint, concurrency {args.concurrency}, "
+          f"{args.agents} agents, {args.callers} callers, database {svc.db.engine.dialect.name}, "
+          f"{os.cpu_count()} cores")
+    print(f"{'endpoint':<18}{'server p50 ms':>14}{'server p99 ms':>14}{'client p50 ms':>14}{'client p99 ms':>14}")
+    medians = {}
+    for name, rows in results.items():
+        server = [r[0] for r in rows]
+        client = [r[1] for r in rows]
+        medians[name] = statistics.median(server)
+        print(f"{name:<18}{medians[name]:>14.2f}{percentile(server, 99):>14.2f}"
+              f"{statistics.median(client):>14.2f}{percentile(client, 99):>14.2f}")
+    ratio = medians["incoming"] / medians["floor"]
+    print(f"/voice/incoming median is {ratio:.2f}x the floor (target: within 2x)")
+
+
+if __name__ == "__main__":
+    main()

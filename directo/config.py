@@ -1,0 +1,93 @@
+"""Configuration read once from the environment (12-factor), with explicit conversions."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+SUPPORTED_LANGUAGES = ("es", "en")
+
+
+def _data_dir(env: dict[str, str]) -> Path:
+    return Path(env.get("DIRECTO_DATA_DIR", "var")).resolve()
+
+
+def _local_secret(data_dir: Path, name: str) -> str:
+    """A secret generated once per installation, so a laptop run needs no setup yet is never guessable."""
+    path = data_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(16)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    twilio_account_sid: str = "AC" + "0" * 32
+    twilio_auth_token: str = ""
+    twilio_api_key: str = ""
+    twilio_api_secret: str = ""
+    twilio_twiml_app_sid: str = ""
+    twilio_caller_id: str = ""
+    # Where the twilio client sends REST calls; only changed to reach the local stand-in.
+    twilio_api_base_url: str = ""
+    public_base_url: str = ""
+    redis_url: str = ""
+    database_url: str = ""
+    recordings_dir: str = ""
+    secret_key: str = ""
+    data_dir: str = "var"
+    default_language: str = "es"
+    default_region: str = "ES"
+    wrapup_seconds: int = 30
+    ring_timeout_seconds: int = 20
+    max_dial_attempts: int = 3
+    callback_promise_minutes: int = 15
+    fallback_number: str = ""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+        env = dict(os.environ if env is None else env)
+        data_dir = _data_dir(env)
+        config = cls(
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", cls.twilio_account_sid),
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or _local_secret(data_dir, "twilio_auth_token"),
+            twilio_api_key=env.get("TWILIO_API_KEY", ""),
+            twilio_api_secret=env.get("TWILIO_API_SECRET", ""),
+            twilio_twiml_app_sid=env.get("TWILIO_TWIML_APP_SID", ""),
+            twilio_caller_id=env.get("TWILIO_CALLER_ID", ""),
+            twilio_api_base_url=env.get("TWILIO_API_BASE_URL", ""),
+            public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
+            redis_url=env.get("REDIS_URL", ""),
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'directo.db'}",
+            recordings_dir=env.get("RECORDINGS_DIR") or str(data_dir / "recordings"),
+            secret_key=env.get("SECRET_KEY") or _local_secret(data_dir, "secret_key"),
+            data_dir=str(data_dir),
+            default_language=env.get("DEFAULT_LANGUAGE", cls.default_language),
+            default_region=env.get("DEFAULT_REGION", cls.default_region),
+            wrapup_seconds=int(env.get("WRAPUP_SECONDS", cls.wrapup_seconds)),
+            ring_timeout_seconds=int(env.get("RING_TIMEOUT_SECONDS", cls.ring_timeout_seconds)),
+            max_dial_attempts=int(env.get("MAX_DIAL_ATTEMPTS", cls.max_dial_attempts)),
+            callback_promise_minutes=int(env.get("CALLBACK_PROMISE_MINUTES", cls.callback_promise_minutes)),
+            fallback_number=env.get("FALLBACK_NUMBER", ""),
+        )
+        if config.default_language not in SUPPORTED_LANGUAGES:
+            raise ValueError(
+                f"DEFAULT_LANGUAGE={config.default_language!r}: supported are {', '.join(SUPPORTED_LANGUAGES)}"
+            )
+        return replace(config, **overrides)
+
+    @property
+    def database_url_sqlalchemy(self) -> str:
+        """Plain postgres:// URLs (as Heroku-style hosts give them) select the psycopg 3 driver."""
+        url = self.database_url
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url

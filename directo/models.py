@@ -1,0 +1,271 @@
+"""The system of record: everything that must survive a Redis restart lives in these tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC and returns aware UTC, so SQLite and PostgreSQL compare the same way."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given: Directo stores UTC only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identity: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Comma-separated language codes; kept as text so both databases index and compare it alike.
+    languages_csv: Mapped[str] = mapped_column("languages", String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The presence the agent asked for; Redis holds the live state and is rebuilt from this after a loss.
+    status: Mapped[str] = mapped_column(String(16), default="offline")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def languages(self) -> list[str]:
+        return [code for code in self.languages_csv.split(",") if code]
+
+    @languages.setter
+    def languages(self, codes: list[str]) -> None:
+        self.languages_csv = ",".join(dict.fromkeys(code.strip().lower() for code in codes if code.strip()))
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(8))
+    last_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    # Kept as a counter so the screen pop needs no count(*) over the call log on every ring.
+    answered_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    last_agent: Mapped[Agent | None] = relationship()
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_started", "started_at", "id"),
+        Index("ix_calls_agent_started", "agent_id", "started_at"),
+        Index("ix_calls_caller_started", "caller", "started_at"),
+        Index("ix_calls_outcome_started", "outcome", "started_at"),
+        Index("ix_calls_customer", "customer_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    from_raw: Mapped[str | None] = mapped_column(String(64))
+    caller: Mapped[str | None] = mapped_column(String(32))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    language: Mapped[str] = mapped_column(String(8))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    previous_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    dial_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # routing → ringing → answered → completed; or no-agent, callback, abandoned, fallback.
+    outcome: Mapped[str] = mapped_column(String(24), default="routing")
+    callback_id: Mapped[int | None] = mapped_column(ForeignKey("callbacks.id", use_alter=True))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    customer: Mapped[Customer | None] = relationship()
+    agent: Mapped[Agent | None] = relationship(foreign_keys=[agent_id])
+    previous_agent: Mapped[Agent | None] = relationship(foreign_keys=[previous_agent_id])
+    events: Mapped[list[CallEvent]] = relationship(back_populates="call", order_by="CallEvent.id")
+
+    @property
+    def routed_to_previous(self) -> bool:
+        return self.agent_id is not None and self.agent_id == self.previous_agent_id
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """How long the caller waited for a person: from the webhook to the agent's answer."""
+        if self.answered_at is None:
+            return None
+        return round((self.answered_at - self.started_at).total_seconds(), 3)
+
+
+class CallEvent(Base):
+    __tablename__ = "call_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    call: Mapped[Call] = relationship(back_populates="events")
+
+
+class WebhookReceipt(Base):
+    """One row per (CallSid, event) Twilio delivered: a redelivery replays the stored answer."""
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (UniqueConstraint("call_sid", "event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(120))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    response: Mapped[str | None] = mapped_column(Text)
+
+
+class Callback(Base):
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_state_queued", "state", "queued_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    phone: Mapped[str] = mapped_column(String(32), index=True)
+    language: Mapped[str] = mapped_column(String(8))
+    origin_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    preferred_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    # queued → reserved → dialing → done; or missed, cancelled.
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    promised_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reason_recording_sid: Mapped[str | None] = mapped_column(String(64))
+    reason_recording_url: Mapped[str | None] = mapped_column(String(500))
+    reason_recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"))
+    current_call_sid: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    close_reason: Mapped[str | None] = mapped_column(String(200))
+
+    customer: Mapped[Customer | None] = relationship()
+    agent: Mapped[Agent | None] = relationship(foreign_keys=[agent_id])
+    preferred_agent: Mapped[Agent | None] = relationship(foreign_keys=[preferred_agent_id])
+
+
+class ComplaintCounter(Base):
+    """Gap-free complaint numbering per year: a row lock on the year's counter serialises issuers."""
+
+    __tablename__ = "complaint_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Complaint(Base):
+    __tablename__ = "complaints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    summary: Mapped[str] = mapped_column(Text)
+    flagged_by: Mapped[str] = mapped_column(String(64))
+    flagged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    spoken_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"))
+
+    call: Mapped[Call] = relationship()
+    customer: Mapped[Customer | None] = relationship()
+    agent: Mapped[Agent | None] = relationship()
+    recording: Mapped[Recording | None] = relationship()
+    messages: Mapped[list[SmsMessage]] = relationship(back_populates="complaint", order_by="SmsMessage.id")
+
+
+class Recording(Base):
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    twilio_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    call_sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    source_url: Mapped[str] = mapped_column(String(500))
+    # pending → stored; or failed (after the last retry) / absent (Twilio had nothing to record).
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str | None] = mapped_column(String(500))
+    format: Mapped[str | None] = mapped_column(String(8))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SmsMessage(Base):
+    __tablename__ = "sms_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    to: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    # pending → accepted (queued at Twilio) → sent → delivered; or undelivered / failed.
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    complaint: Mapped[Complaint] = relationship(back_populates="messages")
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained: each row's hash covers its content and the previous row's hash."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,55 @@
+"""The process-wide resources (database, Redis, presence, queues), built once from the configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue
+
+from directo.config import Config
+from directo.db import Database
+from directo.embedded_redis import EmbeddedRedis
+from routing.presence import Presence
+
+# A Redis outage must cost a caller well under Twilio's 15 s webhook budget before the fallback kicks in.
+REDIS_CONNECT_TIMEOUT = 0.5
+REDIS_SOCKET_TIMEOUT = 2.0
+
+
+def resolve_redis_url(config: Config) -> str:
+    """REDIS_URL when configured; otherwise a private redis-server in the data directory, started if needed."""
+    if config.redis_url:
+        return config.redis_url
+    return EmbeddedRedis(Path(config.data_dir) / "redis").start()
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    redis: Redis
+
+    @classmethod
+    def build(cls, config: Config) -> Services:
+        redis = Redis.from_url(
+            resolve_redis_url(config),
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+            socket_timeout=REDIS_SOCKET_TIMEOUT,
+            health_check_interval=30,
+        )
+        return cls(config=config, db=Database(config.database_url_sqlalchemy), redis=redis)
+
+    @cached_property
+    def presence(self) -> Presence:
+        return Presence(self.redis)
+
+    @cached_property
+    def queue(self) -> Queue:
+        return Queue("directo", connection=self.redis)
+
+    def close(self) -> None:
+        self.db.dispose()
+        self.redis.close()

@@ -1,0 +1,1 @@
+"""Complaint references, acknowledgement audio, recording storage and the audit chain."""

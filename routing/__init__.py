@@ -1,0 +1,1 @@
+"""Who takes a call: the caller directory, agent presence with atomic reservation, and the routing policy."""

@@ -1,0 +1,113 @@
+"""Agent management: the record in the database and the live presence in Redis, changed together."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from directo.config import SUPPORTED_LANGUAGES
+from directo.models import Agent, utcnow
+from directo.services import Services
+from routing.directory import normalise_number
+
+IDENTITY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SETTABLE = ("available", "away", "offline")
+ON_A_CALL = ("reserved", "busy")
+
+
+class AgentError(ValueError):
+    """A request about an agent that cannot be honoured; the message says why, for the person who asked."""
+
+
+@dataclass(frozen=True)
+class AgentView:
+    identity: str
+    name: str
+    languages: list[str]
+    phone: str | None
+    status: str
+    call: str | None
+    idle_since: datetime | None
+
+
+def add_agent(svc: Services, identity: str, name: str, languages: list[str], phone: str | None = None) -> Agent:
+    if not IDENTITY.match(identity):
+        raise AgentError(f"identity {identity!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    codes = [code.strip().lower() for code in languages if code.strip()] or [svc.config.default_language]
+    unknown = [code for code in codes if code not in SUPPORTED_LANGUAGES]
+    if unknown:
+        raise AgentError(f"language {', '.join(unknown)} not served; use {', '.join(SUPPORTED_LANGUAGES)}")
+    number = None
+    if phone:
+        number = normalise_number(phone, svc.config.default_region)
+        if number is None:
+            raise AgentError(f"phone {phone!r} is not a valid number")
+    with svc.db.session() as session:
+        if session.scalar(select(Agent).where(Agent.identity == identity)) is not None:
+            raise AgentError(f"agent {identity!r} already exists")
+        agent = Agent(identity=identity, name=name, phone=number, status="offline")
+        agent.languages = codes
+        session.add(agent)
+        session.flush()
+        svc.presence.register(agent)
+    return agent
+
+
+def set_status(svc: Services, identity: str, status: str) -> str:
+    """Apply an agent's requested presence; going available ends a wrap-up early, keeping no idle credit."""
+    if status not in SETTABLE:
+        raise AgentError(f"status must be one of {', '.join(SETTABLE)}")
+    with svc.db.session() as session:
+        agent = session.scalar(select(Agent).where(Agent.identity == identity))
+        if agent is None or not agent.active:
+            raise AgentError(f"no active agent {identity!r}")
+        if not svc.presence.known(identity):
+            svc.presence.register(agent)
+        live = svc.presence.state(identity)
+        if live.get("status") in ON_A_CALL:
+            raise AgentError(f"{identity} is on call {live.get('call')}; change their status when it ends")
+        agent.status = status
+        if live.get("status") != status:
+            svc.presence.transition(identity, status, since=utcnow().timestamp() if status == "available" else None)
+    return status
+
+
+def restore_presence(svc: Services) -> int:
+    """After Redis lost its data, put every agent back as they asked to be (available agents start idle now)."""
+    restored = 0
+    with svc.db.session() as session:
+        for agent in session.scalars(select(Agent).where(Agent.active.is_(True))):
+            if svc.presence.known(agent.identity):
+                continue
+            svc.presence.register(agent)
+            if agent.status != "offline":
+                svc.presence.transition(agent.identity, agent.status, since=utcnow().timestamp())
+            restored += 1
+    return restored
+
+
+def list_agents(svc: Services) -> list[AgentView]:
+    svc.presence.promote_due(utcnow().timestamp())
+    with svc.db.session() as session:
+        agents = session.scalars(select(Agent).order_by(Agent.identity)).all()
+    live = svc.presence.states()
+    views = []
+    for agent in agents:
+        state = live.get(agent.identity, {})
+        status = state.get("status", agent.status) if agent.active else "inactive"
+        since = float(state.get("since") or 0)
+        views.append(
+            AgentView(
+                identity=agent.identity,
+                name=agent.name,
+                languages=agent.languages,
+                phone=agent.phone,
+                status=status,
+                call=state.get("call") or None,
+                idle_since=datetime.fromtimestamp(since).astimezone() if status == "available" and since else None,
+            )
+        )
+    return views

@@ -1,0 +1,111 @@
+"""The caller directory: who is calling, from their number alone, so nobody has to ask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import phonenumbers
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from directo.config import SUPPORTED_LANGUAGES
+from directo.db import insert_or_ignore
+from directo.models import Agent, Complaint, Customer, utcnow
+
+# What carriers and Twilio put in From when the caller withholds their number.
+WITHHELD = {"anonymous", "restricted", "unknown", "private", "unavailable", "+266696687", "+86282452253", "+8656696"}
+
+_SPANISH_REGIONS = set("ES MX AR CO CL PE VE EC GT CU BO DO HN PY SV NI CR PA UY PR GQ".split())
+_ENGLISH_REGIONS = set("GB US IE CA AU NZ ZA MT GI JM TT BS BB".split())
+
+
+def normalise_number(raw: str | None, default_region: str) -> str | None:
+    """E.164 for a dialable caller number; None for withheld, malformed, client: or sip: callers."""
+    if not raw:
+        return None
+    raw = raw.strip()
+    if raw.lower() in WITHHELD or raw.startswith(("client:", "sip:")):
+        return None
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def guess_language(number: str | None, default: str) -> str:
+    """A first caller's language from their country, when it is one we serve; the configured default otherwise."""
+    if number:
+        parsed = phonenumbers.parse(number)
+        region = phonenumbers.region_code_for_number(parsed) or phonenumbers.region_code_for_country_code(
+            parsed.country_code
+        )
+        if region in _SPANISH_REGIONS and "es" in SUPPORTED_LANGUAGES:
+            return "es"
+        if region in _ENGLISH_REGIONS and "en" in SUPPORTED_LANGUAGES:
+            return "en"
+    return default
+
+
+@dataclass(frozen=True)
+class CallerContext:
+    """Everything the agent's screen shows before they say hello."""
+
+    number: str | None
+    language: str
+    customer_id: int | None = None
+    name: str | None = None
+    previous_agent: str | None = None
+    previous_agent_id: int | None = None
+    previous_agent_name: str | None = None
+    previous_calls: int = 0
+    open_complaints: tuple[str, ...] = field(default_factory=tuple)
+
+
+_BY_NUMBER = (
+    select(Customer.id, Customer.name, Customer.language, Customer.answered_calls,
+           Agent.id, Agent.identity, Agent.name, Agent.active)
+    .outerjoin(Agent, Agent.id == Customer.last_agent_id)
+    .where(Customer.phone == bindparam("number"))
+)
+_CREATE = {
+    dialect: insert_or_ignore(dialect, Customer).returning(Customer.id) for dialect in ("sqlite", "postgresql")
+}
+_OPEN_COMPLAINTS = (
+    select(Complaint.reference)
+    .where(Complaint.customer_id == bindparam("customer_id"), Complaint.resolved_at.is_(None))
+    .order_by(Complaint.id.desc())
+    .limit(5)
+)
+
+
+def lookup(session: Session, number: str | None, default_language: str) -> CallerContext:
+    """Find (or create) the customer behind a number in one or two statements: this runs while the phone rings."""
+    if number is None:
+        return CallerContext(number=None, language=default_language)
+    connection = session.connection()  # Core, not the ORM layer: this runs while the phone rings
+    row = connection.execute(_BY_NUMBER, {"number": number}).first()
+    if row is None:
+        language = guess_language(number, default_language)
+        created = connection.execute(
+            _CREATE[connection.dialect.name],
+            {"phone": number, "language": language, "answered_calls": 0, "created_at": utcnow()},
+        ).scalar()
+        if created is not None:
+            return CallerContext(number=number, language=language, customer_id=created)
+        return lookup(session, number, default_language)  # another call from this number created it just now
+    customer_id, name, language, answered, agent_id, identity, agent_name, active = row
+    complaints = connection.execute(_OPEN_COMPLAINTS, {"customer_id": customer_id}).scalars().all()
+    return CallerContext(
+        number=number,
+        language=language or default_language,
+        customer_id=customer_id,
+        name=name,
+        previous_agent=identity if active else None,
+        previous_agent_id=agent_id,
+        previous_agent_name=agent_name,
+        previous_calls=answered,
+        open_complaints=tuple(complaints),
+    )

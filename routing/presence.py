@@ -1,0 +1,192 @@
+"""Live agent presence in Redis, with Lua scripts so reserving an agent is atomic across web processes.
+
+Keys (under a prefix): `agent:<identity>` hash (status, since, call, languages, name, until),
+`idle:<language>` sorted sets of available agents scored by idle-since, `wrapup` scored by wrap-up end,
+and `agents`, the set of known identities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from redis import Redis
+
+from routing.policy import AgentState, Snapshot
+
+if TYPE_CHECKING:
+    from directo.models import Agent
+
+STATUSES = ("available", "reserved", "busy", "wrapup", "away", "offline")
+
+# Wrap-ups that have ended are promoted lazily here, so no timer is needed for an agent to become free.
+_PROMOTE = """
+local p = ARGV[1]
+local due = redis.call('ZRANGEBYSCORE', p..'wrapup', '-inf', ARGV[2])
+for _, id in ipairs(due) do
+  local key = p..'agent:'..id
+  local ends = redis.call('HGET', key, 'until')
+  redis.call('HSET', key, 'status', 'available', 'since', ends, 'call', '')
+  for lang in string.gmatch(redis.call('HGET', key, 'languages') or '', '[^,]+') do
+    redis.call('ZADD', p..'idle:'..lang, ends, id)
+  end
+  redis.call('ZREM', p..'wrapup', id)
+end
+"""
+
+_SNAPSHOT = _PROMOTE + """
+local prev = false
+if ARGV[4] ~= '' then
+  local s = redis.call('HMGET', p..'agent:'..ARGV[4], 'status', 'since', 'languages')
+  if s[1] then prev = {s[1], s[2] or '0', s[3] or ''} end
+end
+local idle = redis.call('ZRANGE', p..'idle:'..ARGV[3], 0, tonumber(ARGV[5]) - 1, 'WITHSCORES')
+return {prev, idle, due}
+"""
+
+_RESERVE = """
+local p = ARGV[1]
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local key = p..'agent:'..id
+  if redis.call('HGET', key, 'status') == 'available' then
+    for lang in string.gmatch(redis.call('HGET', key, 'languages') or '', '[^,]+') do
+      redis.call('ZREM', p..'idle:'..lang, id)
+    end
+    redis.call('HSET', key, 'status', 'reserved', 'call', ARGV[2], 'reserved_at', ARGV[3])
+    local facts = redis.call('HMGET', key, 'agent_id', 'name', 'phone')
+    return {id, facts[1] or '', facts[2] or '', facts[3] or ''}
+  end
+end
+return false
+"""
+
+# ARGV: prefix, identity, expected call ('*' = any), status, call, since ('' = keep), until.
+_TRANSITION = """
+local p, id = ARGV[1], ARGV[2]
+local key = p..'agent:'..id
+if redis.call('EXISTS', key) == 0 then return 0 end
+if ARGV[3] ~= '*' and (redis.call('HGET', key, 'call') or '') ~= ARGV[3] then return 0 end
+local langs = redis.call('HGET', key, 'languages') or ''
+for lang in string.gmatch(langs, '[^,]+') do redis.call('ZREM', p..'idle:'..lang, id) end
+redis.call('ZREM', p..'wrapup', id)
+redis.call('HSET', key, 'status', ARGV[4], 'call', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSET', key, 'since', ARGV[6]) end
+if ARGV[4] == 'available' then
+  local since = redis.call('HGET', key, 'since')
+  for lang in string.gmatch(langs, '[^,]+') do redis.call('ZADD', p..'idle:'..lang, since, id) end
+elseif ARGV[4] == 'wrapup' then
+  redis.call('HSET', key, 'until', ARGV[7])
+  redis.call('ZADD', p..'wrapup', ARGV[7], id)
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Reserved:
+    identity: str
+    agent_id: int
+    name: str
+    phone: str | None
+
+
+class Presence:
+    """The Redis edge of routing: reads snapshots for the pure policy and applies its choices atomically."""
+
+    def __init__(self, redis: Redis, prefix: str = "directo:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._promote = redis.register_script(_PROMOTE)
+        self._snapshot = redis.register_script(_SNAPSHOT)
+        self._reserve = redis.register_script(_RESERVE)
+        self._transition = redis.register_script(_TRANSITION)
+
+    def _key(self, identity: str) -> str:
+        return f"{self.prefix}agent:{identity}"
+
+    def register(self, agent: Agent) -> None:
+        """Make an agent known to the router (offline until they say otherwise), keeping any live state.
+
+        The facts a call needs about its agent ride along, so reserving one costs no database query.
+        """
+        identity = agent.identity
+        key = self._key(identity)
+        pipe = self.redis.pipeline()
+        pipe.hsetnx(key, "status", "offline")
+        pipe.hsetnx(key, "since", "0")
+        pipe.hset(key, mapping={"name": agent.name, "languages": agent.languages_csv, "agent_id": agent.id,
+                                "phone": agent.phone or ""})
+        pipe.sadd(f"{self.prefix}agents", identity)
+        pipe.execute()
+
+    def known(self, identity: str) -> bool:
+        return bool(self.redis.exists(self._key(identity)))
+
+    def snapshot(self, language: str, previous: str | None, now: float, limit: int = 8) -> tuple[Snapshot, list[str]]:
+        """The routing snapshot, plus the agents whose wrap-up ended just now (they may take queued work)."""
+        prev, idle, due = self._snapshot(args=[self.prefix, now, language, previous or "", limit])
+        previous_state = None
+        if prev and previous:
+            status, since, langs = (_text(v) for v in prev)
+            previous_state = AgentState(previous, status, float(since), tuple(filter(None, langs.split(","))))
+        idle_states = tuple(
+            AgentState(_text(idle[i]), "available", float(idle[i + 1]), (language,)) for i in range(0, len(idle), 2)
+        )
+        return Snapshot(previous_state, idle_states), [_text(d) for d in due]
+
+    def promote_due(self, now: float) -> None:
+        self._promote(args=[self.prefix, now])
+
+    def reserve(self, call_sid: str, candidates: list[str], now: float) -> Reserved | None:
+        """Reserve the first candidate still available; None when all were taken meanwhile."""
+        if not candidates:
+            return None
+        chosen = self._reserve(args=[self.prefix, call_sid, now, *candidates])
+        if not chosen:
+            return None
+        identity, agent_id, name, phone = (_text(v) for v in chosen)
+        return Reserved(identity, int(agent_id), name, phone or None)
+
+    def transition(
+        self,
+        identity: str,
+        status: str,
+        *,
+        expect_call: str = "*",
+        call: str = "",
+        since: float | None = None,
+        until: float | None = None,
+    ) -> bool:
+        """Move an agent to `status` if they are still on `expect_call`; False when that call is no longer theirs."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown agent status {status!r}")
+        done = self._transition(
+            args=[
+                self.prefix,
+                identity,
+                expect_call,
+                status,
+                call,
+                "" if since is None else repr(since),
+                "" if until is None else repr(until),
+            ]
+        )
+        return bool(done)
+
+    def state(self, identity: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self.redis.hgetall(self._key(identity)).items()}
+
+    def states(self) -> dict[str, dict[str, str]]:
+        identities = sorted(_text(i) for i in self.redis.smembers(f"{self.prefix}agents"))
+        pipe = self.redis.pipeline()
+        for identity in identities:
+            pipe.hgetall(self._key(identity))
+        return {
+            identity: {_text(k): _text(v) for k, v in raw.items()}
+            for identity, raw in zip(identities, pipe.execute(), strict=True)
+        }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

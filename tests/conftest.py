@@ -1,0 +1,199 @@
+"""Fixtures on real services: Redis (the configured one on a dedicated db, or an embedded server), SQLite
+always and PostgreSQL when DATABASE_URL points at one, and webhooks signed the way Twilio signs them."""
+
+from __future__ import annotations
+
+import os
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from sqlalchemy import text
+from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
+
+from directo.config import Config
+from directo.db import Database
+from directo.embedded_redis import EmbeddedRedis
+from directo.models import Base
+from voice import create_app
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC" + "a" * 32
+# The tests flush this Redis database: never the one a developer's REDIS_URL uses for real work.
+TEST_REDIS_DB = 13
+
+
+def _with_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return urlunsplit(parts._replace(query=urlencode({"db": db})))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield _with_db(configured, TEST_REDIS_DB)
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield server.start()
+    server.stop()
+
+
+def _database_params() -> list:
+    params = [pytest.param("sqlite", id="sqlite")]
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres", "postgresql")):
+        params.append(pytest.param(url, id="postgresql"))
+    return params
+
+
+_migrated: dict[str, Database] = {}
+
+
+@pytest.fixture(scope="session", params=_database_params())
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'directo.db'}"
+    return request.param
+
+
+@pytest.fixture
+def config(database_url: str, redis_url: str, tmp_path: Path) -> Config:
+    return Config.from_env(
+        env={},
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        redis_url=redis_url,
+        database_url=database_url,
+        data_dir=str(tmp_path),
+        recordings_dir=str(tmp_path / "recordings"),
+        secret_key="test-secret",
+        default_language="es",
+        wrapup_seconds=30,
+    )
+
+
+def _clean(database_url: str, redis_url: str) -> None:
+    db = _migrated.get(database_url)
+    if db is None:
+        db = _migrated[database_url] = Database(Config(database_url=database_url).database_url_sqlalchemy)
+        db.migrate()
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as connection:
+        if db.engine.dialect.name == "postgresql":
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(text(f"DELETE FROM {table}"))
+    Redis.from_url(redis_url).flushdb()
+
+
+@pytest.fixture
+def clean(config: Config) -> None:
+    """Empty tables and a flushed Redis database before the test."""
+    _clean(config.database_url, config.redis_url)
+
+
+@pytest.fixture
+def app(config: Config, clean: None) -> Iterator[Flask]:
+    application = create_app(config)
+    yield application
+    application.extensions["directo"].close()
+
+
+@pytest.fixture
+def services(app: Flask):
+    return app.extensions["directo"]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class Answer:
+    status: int
+    body: str
+
+    @property
+    def xml(self) -> ET.Element:
+        root = ET.fromstring(self.body)
+        assert root.tag == "Response", self.body
+        return root
+
+
+class TwilioWebhooks:
+    """Posts webhooks as Twilio does: form-encoded, signed over the exact URL and every parameter."""
+
+    def __init__(self, client: FlaskClient, auth_token: str = AUTH_TOKEN, base: str = "http://localhost") -> None:
+        self.client = client
+        self.validator = RequestValidator(auth_token)
+        self.base = base
+
+    def post(self, path: str, params: dict[str, str], *, signature: str | None = None) -> Answer:
+        url = path if path.startswith("http") else self.base + path
+        signed = self.validator.compute_signature(url, params) if signature is None else signature
+        headers = {"X-Twilio-Signature": signed} if signed else {}
+        response = self.client.post(url, data=params, headers=headers)
+        return Answer(response.status_code, response.get_data(as_text=True))
+
+    def incoming(self, sid: str, from_: str | None = "+34600111222", **extra: str) -> Answer:
+        params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "To": "+34910000000", "CallStatus": "ringing",
+                  "Direction": "inbound", "ApiVersion": "2010-04-01", **extra}
+        if from_ is not None:
+            params["From"] = from_
+        return self.post("/voice/incoming", params)
+
+    def dial_complete(self, action_url: str, sid: str, status: str, duration: int = 0, **extra: str) -> Answer:
+        params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "CallStatus": "in-progress",
+                  "DialCallStatus": status, "DialCallSid": "CA" + "d" * 32, "DialCallDuration": str(duration),
+                  **extra}
+        return self.post(action_url, params)
+
+    def agent_leg(self, url: str, parent: str, status: str, to: str) -> Answer:
+        params = {"CallSid": "CA" + "c" * 30 + status[:2], "ParentCallSid": parent, "CallStatus": status,
+                  "To": to, "AccountSid": ACCOUNT_SID, "Direction": "outbound-dial"}
+        return self.post(url, params)
+
+    def status(self, sid: str, status: str, duration: int = 0) -> Answer:
+        return self.post("/voice/status", {"CallSid": sid, "CallStatus": status, "CallDuration": str(duration),
+                                            "AccountSid": ACCOUNT_SID})
+
+
+@pytest.fixture
+def twilio(client: FlaskClient) -> TwilioWebhooks:
+    return TwilioWebhooks(client)
+
+
+class LiveServer:
+    """The app on a real threaded HTTP server, for tests that need real concurrent connections."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    with LiveServer(app) as server:
+        yield server

@@ -1,0 +1,193 @@
+"""The incoming-call path end to end on the Flask app: signed webhooks in, TwiML parsed back as XML."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from directo.models import Call, Customer
+from routing import agents as admin
+
+ANA, BEA, TOM = "ana", "bea", "tom"
+CALLER = "+34600111222"
+
+
+def add(services, identity: str, *langs: str, phone: str | None = None, status: str = "available") -> None:
+    admin.add_agent(services, identity, identity.title(), list(langs) or ["es"], phone)
+    admin.set_status(services, identity, status)
+    time.sleep(0.01)  # distinct idle-since stamps, so "longest idle" is well defined
+
+
+def dial_of(answer):
+    dial = answer.xml.find("Dial")
+    assert dial is not None, answer.body
+    return dial
+
+
+def client_identity(answer) -> str:
+    return dial_of(answer).find("Client/Identity").text
+
+
+def parameters(answer) -> dict[str, str]:
+    return {p.get("name"): p.get("value") for p in dial_of(answer).findall("Client/Parameter")}
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def complete_call(twilio, answer, sid: str, agent: str, talk: int = 60) -> None:
+    """The agent answers, talks, hangs up; the caller's call ends."""
+    dial = dial_of(answer)
+    leg_url = dial.find("Client").get("statusCallback")
+    twilio.agent_leg(leg_url, sid, "in-progress", f"client:{agent}")
+    twilio.dial_complete(dial.get("action"), sid, "completed", duration=talk)
+    twilio.status(sid, "completed", duration=talk + 3)
+
+
+def test_first_caller_goes_to_longest_idle_agent_with_no_menu(services, twilio) -> None:
+    add(services, ANA)
+    add(services, BEA)
+    answer = twilio.incoming("CA001")
+    assert answer.status == 200
+    assert [child.tag for child in answer.xml] == ["Dial"], "no Say, Gather or Play before the person"
+    dial = dial_of(answer)
+    assert dial.get("answerOnBridge") == "true"
+    assert dial.get("timeout") == "20"
+    assert urlsplit(dial.get("action")).path == "/voice/dial-complete"
+    assert client_identity(answer) == ANA
+    client = dial.find("Client")
+    assert client.get("statusCallbackEvent") == "initiated ringing answered completed"
+
+
+def test_returning_caller_is_connected_to_previous_agent_even_if_another_idled_longer(services, twilio) -> None:
+    add(services, ANA)
+    add(services, BEA)
+    first = twilio.incoming("CA001")
+    assert client_identity(first) == ANA
+    complete_call(twilio, first, "CA001", ANA)
+    admin.set_status(services, ANA, "available")  # ready again before the wrap-up ends; now BEA idled longer
+    second = twilio.incoming("CA002")
+    assert client_identity(second) == ANA
+    params = parameters(second)
+    assert params["lastAgent"] == ANA
+    assert params["previousCalls"] == "1"
+    assert params["callerNumber"] == CALLER
+    assert params["language"] == "es"
+    assert params["callSid"] == "CA002"
+
+
+def test_previous_agent_busy_means_longest_idle_agent(services, twilio) -> None:
+    add(services, ANA)
+    first = twilio.incoming("CA001")
+    complete_call(twilio, first, "CA001", ANA)
+    admin.set_status(services, ANA, "available")
+    assert client_identity(twilio.incoming("CA099", from_="+34600999999")) == ANA  # a stranger takes ANA
+    add(services, BEA)
+    add(services, "carla")
+    assert client_identity(twilio.incoming("CA002")) == BEA
+
+
+def test_caller_language_is_remembered_and_matched(services, twilio) -> None:
+    add(services, ANA, "es")
+    add(services, TOM, "en")
+    english = twilio.incoming("CA010", from_="+447700900123")  # a UK mobile: English
+    assert client_identity(english) == TOM
+    assert parameters(english)["language"] == "en"
+    with services.db.session() as session:
+        assert session.scalar(select(Customer.language).where(Customer.phone == "+447700900123")) == "en"
+
+
+def test_no_answer_sets_agent_away_and_offers_the_next_agent(services, twilio) -> None:
+    add(services, ANA)
+    add(services, BEA)
+    first = twilio.incoming("CA001")
+    assert client_identity(first) == ANA
+    retry = twilio.dial_complete(dial_of(first).get("action"), "CA001", "no-answer")
+    assert client_identity(retry) == BEA
+    assert "attempt=2" in dial_of(retry).get("action")
+    assert services.presence.state(ANA)["status"] == "away"
+    assert services.presence.state(BEA)["status"] == "reserved"
+
+
+def test_tries_are_bounded_then_the_caller_is_told_politely(services, twilio) -> None:
+    for name in ("a1", "a2", "a3", "a4"):
+        add(services, name)
+    answer = twilio.incoming("CA001")
+    for _ in range(3):
+        answer = twilio.dial_complete(dial_of(answer).get("action"), "CA001", "busy")
+        if answer.xml.find("Dial") is None:
+            break
+    assert answer.xml.find("Dial") is None
+    assert answer.xml.find("Say").get("language") == "es-ES"
+    assert answer.xml[-1].tag == "Hangup"
+    assert services.presence.state("a4")["status"] == "available", "bounded: the 4th agent was never rung"
+
+
+def test_completed_call_puts_agent_in_wrapup_and_records_the_wait(services, twilio) -> None:
+    add(services, ANA)
+    answer = twilio.incoming("CA001")
+    complete_call(twilio, answer, "CA001", ANA)
+    live = services.presence.state(ANA)
+    assert live["status"] == "wrapup"
+    assert float(live["until"]) == pytest.approx(time.time() + 30, abs=5)
+    with services.db.session() as session:
+        call = session.scalar(select(Call).where(Call.call_sid == "CA001"))
+        assert call.outcome == "answered"
+        assert call.agent.identity == ANA
+        assert call.answered_at is not None and call.ended_at is not None
+        assert 0 <= call.wait_seconds < 5
+        assert session.scalar(select(Customer).where(Customer.phone == CALLER)).last_agent_id == call.agent_id
+
+
+def test_agent_is_available_again_when_wrapup_ends(services, twilio, app) -> None:
+    add(services, ANA)
+    complete_call(twilio, twilio.incoming("CA001"), "CA001", ANA)
+    assert twilio.incoming("CA002", from_="+34600000002").xml.find("Dial") is None  # ANA wraps up
+    services.presence.transition(ANA, "wrapup", expect_call="", until=time.time() - 1)  # the wrap-up has ended
+    assert client_identity(twilio.incoming("CA003", from_="+34600000003")) == ANA
+
+
+def test_nobody_available_is_told_politely_in_their_language(services, twilio) -> None:
+    add(services, TOM, "en", status="away")
+    answer = twilio.incoming("CA001", from_="+447700900123")
+    say = answer.xml.find("Say")
+    assert say.get("language") == "en-GB"
+    assert "call us again" in say.text
+    assert answer.xml[-1].tag == "Hangup"
+    with services.db.session() as session:
+        assert session.scalar(select(Call.outcome).where(Call.call_sid == "CA001")) == "no-agent"
+
+
+@pytest.mark.parametrize("from_", [None, "", "anonymous", "Restricted", "+266696687", "not a number", "client:bob"])
+def test_withheld_or_malformed_caller_still_reaches_a_person(services, twilio, from_) -> None:
+    add(services, ANA)
+    answer = twilio.incoming("CA001", from_=from_)
+    assert client_identity(answer) == ANA
+    assert parameters(answer)["callerNumber"] == "withheld"
+    with services.db.session() as session:
+        call = session.scalar(select(Call).where(Call.call_sid == "CA001"))
+        assert call.caller is None and call.language == "es"
+
+
+def test_caller_hanging_up_while_ringing_frees_the_agent_with_idle_time_kept(services, twilio) -> None:
+    add(services, ANA)
+    idle_since = services.presence.state(ANA)["since"]
+    answer = twilio.incoming("CA001")
+    twilio.dial_complete(dial_of(answer).get("action"), "CA001", "no-answer", CallStatus="completed")
+    twilio.status("CA001", "completed")
+    live = services.presence.state(ANA)
+    assert live["status"] == "available" and live["since"] == idle_since
+    with services.db.session() as session:
+        assert session.scalar(select(Call.outcome).where(Call.call_sid == "CA001")) == "abandoned"
+
+
+def test_agent_with_phone_is_dialled_as_a_number(services, twilio) -> None:
+    add(services, ANA, phone="+34611222333")
+    dial = dial_of(twilio.incoming("CA001"))
+    assert dial.find("Number").text == "+34611222333"
+    assert dial.find("Client") is None

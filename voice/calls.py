@@ -1,0 +1,271 @@
+"""The life of an inbound call, one method per Twilio event; each runs inside one exactly-once unit of work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis import RedisError
+from sqlalchemy import insert, select, update
+from twilio.twiml.voice_response import VoiceResponse
+
+from directo.models import Agent, Call, CallEvent, Customer, utcnow
+from directo.services import Services
+from routing.directory import CallerContext, lookup, normalise_number
+from routing.policy import CallerProfile
+from routing.presence import Reserved
+from routing.router import route
+from voice import twiml
+from voice.receipts import Unit
+
+logger = logging.getLogger(__name__)
+
+ANSWERED = ("completed", "answered")
+NOT_REACHED = ("no-answer", "busy", "failed")
+FINAL_CALL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+# The attempt number of the Redis-outage <Dial> that rings everyone: there is no next agent to try.
+FALLBACK_ATTEMPT = 0
+
+_INSERT_CALL = insert(Call).returning(Call.id)
+_INSERT_EVENT = insert(CallEvent)
+
+# Builds an absolute webhook URL for an endpoint name and query values.
+UrlFor = Callable[..., str]
+
+
+class CallFlow:
+    def __init__(self, services: Services, unit: Unit, url_for: UrlFor, now: datetime | None = None) -> None:
+        self.svc = services
+        self.config = services.config
+        self.session = unit.session
+        self.unit = unit
+        self.url_for = url_for
+        self.now = now or utcnow()
+        self._events: list[dict[str, Any]] = []
+
+    # --- Twilio events -------------------------------------------------------------------------------
+
+    def incoming(self, form: Mapping[str, str]) -> VoiceResponse:
+        """The hot path: a handful of statements and two Redis round trips while the caller hears ringing."""
+        sid = form["CallSid"]
+        number = normalise_number(form.get("From"), self.config.default_region)
+        caller = lookup(self.session, number, self.config.default_language)
+        record = dict(call_sid=sid, from_raw=form.get("From"), caller=number, customer_id=caller.customer_id,
+                      language=caller.language, previous_agent_id=caller.previous_agent_id, started_at=self.now,
+                      direction="inbound", dial_attempts=0, agent_id=None, callback_id=None, notes=None,
+                      answered_at=None, ended_at=None)
+        try:
+            agent = self._reserve(sid, caller, frozenset())
+        except RedisError:
+            logger.exception("call %s: live state unreachable, ringing every agent instead", sid)
+            call_id = self._insert_call(record, outcome="fallback")
+            self._event(call_id, "incoming", _arrival(form, caller))
+            return self._ring_everyone(call_id, sid, caller)
+        if agent is None:
+            call_id = self._insert_call(record, outcome="routing")
+            self._event(call_id, "incoming", _arrival(form, caller))
+            return self._no_person(call_id, caller, "nobody_free")
+        call_id = self._insert_call(record, outcome="ringing", agent_id=agent.agent_id, dial_attempts=1)
+        self._event(call_id, "incoming", _arrival(form, caller))
+        return self._dial(call_id, sid, caller, agent, attempt=1)
+
+    def dial_complete(self, form: Mapping[str, str], attempt: int) -> VoiceResponse:
+        call = self._call(form["CallSid"])
+        if call is None:
+            return twiml.hang_up()
+        status = form.get("DialCallStatus", "")
+        agent = call.agent
+        self._event(call.id, "dial-complete", {"status": status, "attempt": attempt, "agent": _identity(agent)})
+        if status in ANSWERED:
+            duration = int(form.get("DialCallDuration") or 0)
+            if call.answered_at is None:
+                call.answered_at = self.now - timedelta(seconds=duration)
+            self._finish_with_agent(call)
+            return twiml.hang_up()
+        if form.get("CallStatus") in FINAL_CALL_STATUSES or status == "canceled":
+            self._abandon(call)
+            return twiml.hang_up()
+        if agent is not None and status in NOT_REACHED:
+            self._agent_missed(call, agent, status)
+        caller = lookup(self.session, call.caller, call.language)
+        if attempt == FALLBACK_ATTEMPT or attempt >= self.config.max_dial_attempts:
+            return self._no_person(call.id, caller, "nobody_answered")
+        try:
+            next_agent = self._reserve(call.call_sid, caller, self._tried(call))
+        except RedisError:
+            logger.exception("call %s: live state unreachable on retry", call.call_sid)
+            next_agent = None
+        if next_agent is None:
+            return self._no_person(call.id, caller, "nobody_answered")
+        call.agent_id = next_agent.agent_id
+        call.dial_attempts = attempt + 1
+        call.outcome = "ringing"
+        return self._dial(call.id, call.call_sid, caller, next_agent, attempt=attempt + 1)
+
+    def agent_leg(self, form: Mapping[str, str]) -> VoiceResponse:
+        """Progress of the agent's leg: answering is when the caller's wait ends."""
+        call = self._call(form.get("ParentCallSid", ""))
+        if call is None:
+            return twiml.empty()
+        status = form.get("CallStatus", "")
+        self._event(call.id, f"agent-{status}", {"leg": form.get("CallSid"), "to": form.get("To")})
+        if status == "in-progress" and call.answered_at is None:
+            call.answered_at = self.now
+            call.outcome = "answered"
+            if call.agent is None:  # the outage fallback rang everyone: whoever answered is the agent
+                call.agent = self._agent_by_leg(form.get("To", ""))
+            if call.agent is not None:
+                identity = call.agent.identity
+                self._live(lambda: self.svc.presence.transition(
+                    identity, "busy", expect_call=call.call_sid, call=call.call_sid))
+        return twiml.empty()
+
+    def status(self, form: Mapping[str, str]) -> VoiceResponse:
+        """The caller's call ended: close the record and free an agent the call still holds."""
+        call = self._call(form["CallSid"])
+        status = form.get("CallStatus", "")
+        if call is None or status not in FINAL_CALL_STATUSES:
+            return twiml.empty()
+        self._event(call.id, "call-ended", {"status": status, "duration": form.get("CallDuration")})
+        if call.answered_at is not None:
+            self._finish_with_agent(call)
+        elif call.outcome in ("routing", "ringing"):
+            self._abandon(call)
+        call.ended_at = call.ended_at or self.now
+        return twiml.empty()
+
+    def save_events(self) -> None:
+        """All of this webhook's timeline rows in one statement."""
+        if self._events:
+            self.session.connection().execute(_INSERT_EVENT, self._events)
+
+    # --- decisions -----------------------------------------------------------------------------------
+
+    def _reserve(self, sid: str, caller: CallerContext, tried: frozenset[str]) -> Reserved | None:
+        profile = CallerProfile(caller.language, caller.previous_agent, tried)
+        agent = route(self.svc.presence, sid, profile, self.now.timestamp()).agent
+        if agent is not None:
+            identity = agent.identity
+            self.unit.undo.append(lambda: self.svc.presence.transition(identity, "available", expect_call=sid))
+        return agent
+
+    def _dial(self, call_id: int, sid: str, caller: CallerContext, agent: Reserved, attempt: int) -> VoiceResponse:
+        self._event(call_id, "agent-reserved", {
+            "agent": agent.identity, "attempt": attempt, "previous_agent": agent.identity == caller.previous_agent,
+        })
+        return twiml.connect_agent(
+            twiml.AgentTarget(agent.identity, agent.name, agent.phone),
+            caller,
+            sid,
+            action_url=self.url_for("voice.dial_complete", attempt=attempt),
+            agent_status_url=self.url_for("voice.agent_leg"),
+            timeout=self.config.ring_timeout_seconds,
+            caller_id=caller.number,
+        )
+
+    def _no_person(self, call_id: int, caller: CallerContext, reason: str) -> VoiceResponse:
+        """The seam for callbacks: today the caller is told politely, in their language, and the call ends."""
+        self._event(call_id, "no-person", {"reason": reason})
+        self.session.execute(update(Call).where(Call.id == call_id).values(outcome="no-agent", agent_id=None))
+        return twiml.say_and_hang_up(caller.language, reason)
+
+    def _ring_everyone(self, call_id: int, sid: str, caller: CallerContext) -> VoiceResponse:
+        agents = self.session.scalars(
+            select(Agent).where(Agent.active.is_(True), Agent.status != "offline").order_by(Agent.id)
+        ).all()
+        self._event(call_id, "fallback", {"agents": [a.identity for a in agents]})
+        if not agents and not self.config.fallback_number:
+            return twiml.say_and_hang_up(caller.language, "trouble")
+        return twiml.ring_everyone(
+            [twiml.AgentTarget(a.identity, a.name, a.phone) for a in agents],
+            caller,
+            sid,
+            fallback_number=self.config.fallback_number or None,
+            action_url=self.url_for("voice.dial_complete", attempt=FALLBACK_ATTEMPT),
+            agent_status_url=self.url_for("voice.agent_leg"),
+            timeout=self.config.ring_timeout_seconds,
+        )
+
+    # --- agent state ---------------------------------------------------------------------------------
+
+    def _finish_with_agent(self, call: Call) -> None:
+        """The conversation is over (once per call): wrap-up, and the agent becomes this customer's known agent."""
+        if call.ended_at is not None:
+            return
+        call.ended_at = self.now
+        call.outcome = "answered"
+        agent = call.agent
+        if agent is None:
+            return
+        if call.customer_id is not None:
+            self.session.execute(
+                update(Customer)
+                .where(Customer.id == call.customer_id)
+                .values(last_agent_id=agent.id, answered_calls=Customer.answered_calls + 1)
+            )
+        wrapup = self.config.wrapup_seconds
+        if wrapup > 0:
+            until = self.now.timestamp() + wrapup
+            moved = self._live(lambda: self.svc.presence.transition(
+                agent.identity, "wrapup", expect_call=call.call_sid, until=until))
+        else:
+            moved = self._live(lambda: self.svc.presence.transition(
+                agent.identity, "available", expect_call=call.call_sid, since=self.now.timestamp()))
+        if moved:
+            self._event(call.id, "agent-wrapup", {"agent": agent.identity, "seconds": wrapup})
+
+    def _agent_missed(self, call: Call, agent: Agent, status: str) -> None:
+        """An agent who lets a call ring out is probably not at their desk: set them away, not idle."""
+        moved = self._live(lambda: self.svc.presence.transition(agent.identity, "away", expect_call=call.call_sid))
+        if moved:
+            agent.status = "away"
+            self._event(call.id, "agent-away", {"agent": agent.identity, "reason": status})
+
+    def _abandon(self, call: Call) -> None:
+        """The caller hung up before anyone answered: the reserved agent goes back as idle as before."""
+        call.outcome = "abandoned"
+        if call.agent is not None:
+            identity = call.agent.identity
+            self._live(lambda: self.svc.presence.transition(identity, "available", expect_call=call.call_sid))
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _insert_call(self, record: dict[str, Any], **values: Any) -> int:
+        return self.session.connection().execute(_INSERT_CALL, {**record, **values}).scalar_one()
+
+    def _live(self, change: Callable[[], Any]) -> Any:
+        """A live-state change that must not break the record: on a Redis outage it is logged and skipped."""
+        try:
+            return change()
+        except RedisError:
+            logger.exception("live state unreachable; the call record is kept without it")
+            return None
+
+    def _call(self, sid: str) -> Call | None:
+        call = self.session.scalar(select(Call).where(Call.call_sid == sid))
+        if call is None:
+            logger.warning("webhook for unknown call %s", sid)
+        return call
+
+    def _tried(self, call: Call) -> frozenset[str]:
+        details = self.session.scalars(
+            select(CallEvent.detail).where(CallEvent.call_id == call.id, CallEvent.kind == "agent-reserved")
+        )
+        return frozenset(d["agent"] for d in details)
+
+    def _agent_by_leg(self, to: str) -> Agent | None:
+        identity = to.removeprefix("client:")
+        return self.session.scalar(select(Agent).where((Agent.identity == identity) | (Agent.phone == to)))
+
+    def _event(self, call_id: int, kind: str, detail: dict[str, Any]) -> None:
+        self._events.append({"call_id": call_id, "at": self.now, "kind": kind, "detail": detail})
+
+
+def _arrival(form: Mapping[str, str], caller: CallerContext) -> dict[str, Any]:
+    return {"from": form.get("From"), "caller": caller.number, "language": caller.language}
+
+
+def _identity(agent: Agent | None) -> str | None:
+    return agent.identity if agent else None

@@ -1,0 +1,80 @@
+"""Exactly-once webhooks: each (CallSid, event) is handled once and its TwiML replayed to redeliveries."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from directo.db import Database, insert_or_ignore
+from directo.models import WebhookReceipt, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+_CLAIM = {
+    dialect: insert_or_ignore(dialect, WebhookReceipt).returning(WebhookReceipt.id)
+    for dialect in ("sqlite", "postgresql")
+}
+_ANSWER = (
+    update(WebhookReceipt)
+    .where(WebhookReceipt.id == bindparam("receipt_id"))
+    .values(response=bindparam("response"))
+)
+
+
+@dataclass
+class Unit:
+    """One webhook's unit of work; `undo` lists what to reverse in Redis if the database commit fails."""
+
+    session: Session
+    receipt_id: int
+    response: str | None = None
+    undo: list[Callable[[], object]] = field(default_factory=list)
+
+
+@dataclass
+class Replay:
+    response: str
+
+
+@contextmanager
+def once(db: Database, call_sid: str, event: str) -> Iterator[Unit | Replay]:
+    """Yield a Unit for the first delivery, a Replay of the stored answer for any later one.
+
+    The receipt row and everything the handler writes commit together, so a crash leaves no half-handled
+    event: the redelivery simply runs the handler again.
+    """
+    unit: Unit | None = None
+    try:
+        with db.session() as session:
+            # The Core connection, not the ORM layer: this runs on every webhook, while the phone rings.
+            connection = session.connection()
+            claimed = connection.execute(
+                _CLAIM[db.engine.dialect.name], {"call_sid": call_sid, "event": event, "received_at": utcnow()}
+            ).scalar()
+            if claimed is None:
+                stored = session.scalar(
+                    select(WebhookReceipt.response).where(
+                        WebhookReceipt.call_sid == call_sid, WebhookReceipt.event == event
+                    )
+                )
+                logger.info("replayed webhook %s for %s", event, call_sid)
+                yield Replay(stored or "")
+                return
+            unit = Unit(session, claimed)
+            yield unit
+            if unit.response is not None:
+                connection.execute(_ANSWER, {"receipt_id": claimed, "response": unit.response})
+    except BaseException:
+        for step in reversed(unit.undo if unit else []):
+            try:
+                step()
+            except Exception:  # the original failure matters more than a failed compensation
+                logger.exception("could not undo a live-state change for %s %s", call_sid, event)
+        raise
+

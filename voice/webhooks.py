@@ -1,0 +1,88 @@
+"""The /voice blueprint: Twilio's webhooks. Views are thin; CallFlow holds the logic."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Blueprint, Response, abort, current_app, request, url_for
+from twilio.twiml.voice_response import VoiceResponse
+
+from directo.services import Services
+from voice import twiml
+from voice.calls import CallFlow
+from voice.receipts import Replay, once
+from voice.signature import twilio_signed
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+
+def services() -> Services:
+    return current_app.extensions["directo"]
+
+
+def external_url(endpoint: str, **values: object) -> str:
+    """Absolute URLs for Twilio, on the public base URL when one is configured."""
+    base = current_app.config["DIRECTO"].public_base_url
+    if base:
+        return base + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
+
+
+def xml(response: VoiceResponse | str) -> Response:
+    return Response(str(response), mimetype="text/xml")
+
+
+def handle(event: str, step: Callable[[CallFlow], VoiceResponse], sid_field: str = "CallSid") -> Response:
+    """Run a flow step once per (call, event); a redelivered webhook gets the first answer again."""
+    sid = request.form.get(sid_field)
+    if not sid:
+        abort(400, f"{sid_field} is missing")
+    with once(services().db, sid, event) as unit:
+        if isinstance(unit, Replay):
+            return xml(unit.response)
+        flow = CallFlow(services(), unit, external_url)
+        unit.response = str(step(flow))
+        flow.save_events()
+    return xml(unit.response)
+
+
+@bp.post("/incoming")
+@twilio_signed
+def incoming() -> Response:
+    return handle("incoming", lambda flow: flow.incoming(request.form))
+
+
+@bp.post("/dial-complete")
+@twilio_signed
+def dial_complete() -> Response:
+    attempt = request.args.get("attempt", default=1, type=int)
+    return handle(f"dial-complete:{attempt}", lambda flow: flow.dial_complete(request.form, attempt))
+
+
+@bp.post("/agent-leg")
+@twilio_signed
+def agent_leg() -> Response:
+    status = request.form.get("CallStatus", "")
+    return handle(f"agent-leg:{status}", lambda flow: flow.agent_leg(request.form))
+
+
+@bp.post("/status")
+@twilio_signed
+def status() -> Response:
+    return handle(f"status:{request.form.get('CallStatus', '')}", lambda flow: flow.status(request.form))
+
+
+@bp.errorhandler(Exception)
+def never_a_500(error: Exception) -> Response:
+    """A caller must never hear Twilio's 'application error': answer with TwiML that ends politely."""
+    if getattr(error, "code", None) in (400, 403, 404, 405):
+        return error  # type: ignore[return-value]
+    logger.exception("webhook %s failed", request.path)
+    config = current_app.config["DIRECTO"]
+    if request.path.endswith("/incoming") and config.fallback_number:
+        response = VoiceResponse()
+        response.dial(config.fallback_number)
+        return xml(response)
+    return xml(twiml.say_and_hang_up(config.default_language, "trouble"))
