@@ -22,6 +22,7 @@ from directo.config import Config
 from directo.embedded_redis import EmbeddedRedis
 from directo.models import Agent, Call
 from directo.services import Services, resolve_redis_url
+from recordings import cli as complaints_cli
 from routing import agents as agent_admin
 
 
@@ -244,6 +245,9 @@ def _table(header: list[str], rows: list[list[Any]]) -> None:
     for row in [header, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
+
+main.add_command(complaints_cli.complaints)
+main.add_command(complaints_cli.audit)
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from directo.config import Config
 from directo.services import Services
+from voice.auth import csrf
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -18,6 +19,9 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__)
     app.config["DIRECTO"] = config
     app.config["SECRET_KEY"] = config.secret_key
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=config.public_base_url.startswith("https://"),
+                      WTF_CSRF_TIME_LIMIT=None)
     # Behind a proxy, signatures are checked against the URL Twilio used: trust one proxy's proto and host.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     services = Services.build(config)
@@ -25,9 +29,15 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["directo"] = services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from voice.agent_page import bp as agent_page
+    from voice.complaints import bp as complaints
     from voice.webhooks import bp as webhooks
 
-    app.register_blueprint(webhooks)
+    for blueprint in (webhooks, complaints, agent_page):
+        app.register_blueprint(blueprint)
+    # Twilio cannot send a CSRF token; its webhooks are authenticated by X-Twilio-Signature instead.
+    csrf.exempt(webhooks)
+    csrf.init_app(app)
 
     @app.before_request
     def _start_timer() -> None:
@@ -36,7 +46,8 @@ def create_app(config: Config | None = None) -> Flask:
     @app.after_request
     def _server_timing(response):  # type: ignore[no-untyped-def]
         # Server-Timing lets the benchmarks and browsers' dev tools see time spent in the app itself.
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
+        if "started" in g:
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
         return response
 
     @app.get("/health")

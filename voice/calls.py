@@ -13,6 +13,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from directo.models import Agent, Call, CallEvent, Customer, utcnow
 from directo.services import Services
+from recordings.acknowledgement import acknowledgement_twiml
+from routing import events
 from routing.directory import CallerContext, lookup, normalise_number
 from routing.policy import CallerProfile
 from routing.presence import Reserved
@@ -83,7 +85,8 @@ class CallFlow:
             if call.answered_at is None:
                 call.answered_at = self.now - timedelta(seconds=duration)
             self._finish_with_agent(call)
-            return twiml.hang_up()
+            # A complaint flagged during the conversation keeps the caller on the line to hear its reference.
+            return acknowledgement_twiml(self.session, call, self.url_for) or twiml.hang_up()
         if form.get("CallStatus") in FINAL_CALL_STATUSES or status == "canceled":
             self._abandon(call)
             return twiml.hang_up()
@@ -155,6 +158,8 @@ class CallFlow:
         self._event(call_id, "agent-reserved", {
             "agent": agent.identity, "attempt": attempt, "previous_agent": agent.identity == caller.previous_agent,
         })
+        pop = {"call_sid": sid, "call_id": call_id, "attempt": attempt, **twiml.screen_pop(caller, sid)}
+        self.unit.after_commit.append(lambda: events.publish(self.svc.redis, agent.identity, "call-reserved", pop))
         return twiml.connect_agent(
             twiml.AgentTarget(agent.identity, agent.name, agent.phone),
             caller,

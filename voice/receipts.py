@@ -35,6 +35,8 @@ class Unit:
     receipt_id: int
     response: str | None = None
     undo: list[Callable[[], object]] = field(default_factory=list)
+    # Side effects that must only happen once the record is committed (screen pops, job enqueues).
+    after_commit: list[Callable[[], object]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,4 +79,8 @@ def once(db: Database, call_sid: str, event: str) -> Iterator[Unit | Replay]:
             except Exception:  # the original failure matters more than a failed compensation
                 logger.exception("could not undo a live-state change for %s %s", call_sid, event)
         raise
-
+    for step in unit.after_commit if unit else []:
+        try:
+            step()
+        except Exception:  # the record is committed; a lost side effect is logged, not raised to Twilio
+            logger.exception("after-commit step failed for %s %s", call_sid, event)
