@@ -18,12 +18,14 @@ from rq import Worker
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
+from directo import sweeper
 from directo.config import Config
 from directo.embedded_redis import EmbeddedRedis
 from directo.models import Agent, Call
 from directo.services import Services, resolve_redis_url
 from recordings import cli as complaints_cli
 from routing import agents as agent_admin
+from routing.callback_report import callback_report
 
 
 @contextmanager
@@ -50,7 +52,8 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--web-workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
-@click.option("--threads", default=8, show_default=True, type=int, help="Threads per web worker.")
+@click.option("--threads", default=64, show_default=True, type=int,
+              help="Threads per web worker; each open agent page holds one.")
 def run(host: str, port: int, web_workers: int, threads: int) -> None:
     """Run the web app (gunicorn) and an RQ worker, with a private Redis when REDIS_URL is not set."""
     config = Config.from_env()
@@ -64,6 +67,8 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
         DATABASE_URL=config.database_url,
         DIRECTO_DATA_DIR=config.data_dir,
         TWILIO_AUTH_TOKEN=config.twilio_auth_token,
+        # Jobs build the URLs Twilio calls back on; on a laptop that is this server.
+        PUBLIC_BASE_URL=config.public_base_url or f"http://{host}:{port}",
     )
     with services() as svc:
         agent_admin.restore_presence(svc)
@@ -114,6 +119,8 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
 def worker(burst: bool) -> None:
     """Run an RQ worker for Directo's jobs (callbacks, SMS, recordings), with its scheduler."""
     with services() as svc:
+        if not burst:
+            sweeper.start(svc)
         Worker([svc.queue], connection=svc.redis).work(burst=burst, with_scheduler=True)
 
 
@@ -134,11 +141,16 @@ def agent() -> None:
 @click.option("--name", required=True, help="Full name, shown to supervisors.")
 @click.option("--language", "languages", multiple=True, help="A language the agent speaks (repeat).")
 @click.option("--phone", help="Reach the agent on this number instead of the softphone.")
-def agent_add(identity: str, name: str, languages: tuple[str, ...], phone: str | None) -> None:
+@click.option("--role", type=click.Choice(agent_admin.ROLES), default="agent", show_default=True)
+@click.option("--password", help="Password for the agent page (visible in shell history: prefer `agent password`).")
+def agent_add(identity: str, name: str, languages: tuple[str, ...], phone: str | None, role: str,
+              password: str | None) -> None:
     """Add an agent; without --phone they are reached as a softphone (Twilio Client) IDENTITY."""
     with services() as svc:
         try:
-            added = agent_admin.add_agent(svc, identity, name, list(languages), phone)
+            added = agent_admin.add_agent(svc, identity, name, list(languages), phone, role)
+            if password is not None:
+                agent_admin.set_password(svc, identity, password)
         except agent_admin.AgentError as error:
             _fail(str(error))
         reach = added.phone or f"client:{added.identity}"
@@ -156,6 +168,19 @@ def agent_status(identity: str, status: str) -> None:
         except agent_admin.AgentError as error:
             _fail(str(error))
         click.echo(f"{identity} is {status}")
+
+
+@agent.command("password")
+@click.argument("identity")
+@click.password_option(help="The new password (asked twice when not given).")
+def agent_password(identity: str, password: str) -> None:
+    """Set the password an agent logs in to the agent page with (stored hashed)."""
+    with services() as svc:
+        try:
+            agent_admin.set_password(svc, identity, password)
+        except agent_admin.AgentError as error:
+            _fail(str(error))
+        click.echo(f"password set for {identity}")
 
 
 @agent.command("list")
@@ -213,6 +238,28 @@ def calls_list(as_json: bool, limit: int) -> None:
         [[r["call_sid"], r["caller"] or "withheld", r["agent"] or "-", _clock(r["started"]), _clock(r["answered"]),
           _clock(r["ended"]), r["outcome"] + (" (previous agent)" if r["previous_agent"] else ""),
           "-" if r["wait_seconds"] is None else f"{r['wait_seconds']:.1f}"] for r in records],
+    )
+
+
+@main.group()
+def callbacks() -> None:
+    """The callback queue: every promise, kept or not."""
+
+
+@callbacks.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "everything", is_flag=True, help="Also the closed ones (done, missed, cancelled).")
+def callbacks_list(as_json: bool, everything: bool) -> None:
+    """Callbacks in queue order, with promises at risk or already late flagged."""
+    with services() as svc:
+        records = callback_report(svc, everything=everything)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    _table(
+        ["ID", "CUSTOMER", "REASON", "QUEUED", "PROMISED BY", "TRIES", "STATE", "AGENT", "FLAG"],
+        [[r["id"], r["customer"], "recorded" if r["reason_recording"] else "-", _clock(r["queued_at"]),
+          _clock(r["promised_by"]), r["attempts"], r["state"], r["agent"] or "-", r["flag"] or ""] for r in records],
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 SUPPORTED_LANGUAGES = ("es", "en")
+RECORDING_FORMATS = ("mp3", "wav")
 
 
 def _data_dir(env: dict[str, str]) -> Path:
@@ -49,6 +50,13 @@ class Config:
     ring_timeout_seconds: int = 20
     max_dial_attempts: int = 3
     callback_promise_minutes: int = 15
+    # For this long after queueing, only the caller's previous agent may take their callback.
+    callback_preferred_minutes: int = 5
+    callback_max_attempts: int = 3
+    callback_retry_minutes: int = 3
+    sweep_seconds: int = 10
+    recording_format: str = "mp3"
+    recording_sample_rate: int = 8000
     fallback_number: str = ""
 
     @classmethod
@@ -75,8 +83,16 @@ class Config:
             ring_timeout_seconds=int(env.get("RING_TIMEOUT_SECONDS", cls.ring_timeout_seconds)),
             max_dial_attempts=int(env.get("MAX_DIAL_ATTEMPTS", cls.max_dial_attempts)),
             callback_promise_minutes=int(env.get("CALLBACK_PROMISE_MINUTES", cls.callback_promise_minutes)),
+            callback_preferred_minutes=int(env.get("CALLBACK_PREFERRED_MINUTES", cls.callback_preferred_minutes)),
+            callback_max_attempts=int(env.get("CALLBACK_MAX_ATTEMPTS", cls.callback_max_attempts)),
+            callback_retry_minutes=int(env.get("CALLBACK_RETRY_MINUTES", cls.callback_retry_minutes)),
+            sweep_seconds=int(env.get("SWEEP_SECONDS", cls.sweep_seconds)),
+            recording_format=env.get("RECORDING_FORMAT", cls.recording_format).lower(),
+            recording_sample_rate=int(env.get("RECORDING_SAMPLE_RATE", cls.recording_sample_rate)),
             fallback_number=env.get("FALLBACK_NUMBER", ""),
         )
+        if config.recording_format not in RECORDING_FORMATS:
+            raise ValueError(f"RECORDING_FORMAT={config.recording_format!r}: use {' or '.join(RECORDING_FORMATS)}")
         if config.default_language not in SUPPORTED_LANGUAGES:
             raise ValueError(
                 f"DEFAULT_LANGUAGE={config.default_language!r}: supported are {', '.join(SUPPORTED_LANGUAGES)}"

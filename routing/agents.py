@@ -7,15 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from directo.config import SUPPORTED_LANGUAGES
 from directo.models import Agent, utcnow
 from directo.services import Services
+from routing.callbacks import dispatch
 from routing.directory import normalise_number
 
 IDENTITY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SETTABLE = ("available", "away", "offline")
 ON_A_CALL = ("reserved", "busy")
+ROLES = ("agent", "supervisor")
+MIN_PASSWORD = 8
+_DUMMY_HASH = generate_password_hash("not-a-password")
 
 
 class AgentError(ValueError):
@@ -33,13 +38,17 @@ class AgentView:
     idle_since: datetime | None
 
 
-def add_agent(svc: Services, identity: str, name: str, languages: list[str], phone: str | None = None) -> Agent:
+def add_agent(
+    svc: Services, identity: str, name: str, languages: list[str], phone: str | None = None, role: str = "agent"
+) -> Agent:
     if not IDENTITY.match(identity):
         raise AgentError(f"identity {identity!r}: use 1-64 letters, digits, '.', '_' or '-'")
     codes = [code.strip().lower() for code in languages if code.strip()] or [svc.config.default_language]
     unknown = [code for code in codes if code not in SUPPORTED_LANGUAGES]
     if unknown:
         raise AgentError(f"language {', '.join(unknown)} not served; use {', '.join(SUPPORTED_LANGUAGES)}")
+    if role not in ROLES:
+        raise AgentError(f"role must be one of {', '.join(ROLES)}")
     number = None
     if phone:
         number = normalise_number(phone, svc.config.default_region)
@@ -48,7 +57,7 @@ def add_agent(svc: Services, identity: str, name: str, languages: list[str], pho
     with svc.db.session() as session:
         if session.scalar(select(Agent).where(Agent.identity == identity)) is not None:
             raise AgentError(f"agent {identity!r} already exists")
-        agent = Agent(identity=identity, name=name, phone=number, status="offline")
+        agent = Agent(identity=identity, name=name, phone=number, status="offline", role=role)
         agent.languages = codes
         session.add(agent)
         session.flush()
@@ -72,7 +81,34 @@ def set_status(svc: Services, identity: str, status: str) -> str:
         agent.status = status
         if live.get("status") != status:
             svc.presence.transition(identity, status, since=utcnow().timestamp() if status == "available" else None)
+    if status == "available":  # a newly free agent takes the oldest callback waiting for them, at once
+        dispatch(svc, only=identity)
     return status
+
+
+def set_password(svc: Services, identity: str, password: str) -> None:
+    """Store only a salted hash: a leaked database must not hand out agents' passwords."""
+    if len(password) < MIN_PASSWORD:
+        raise AgentError(f"password too short: use at least {MIN_PASSWORD} characters")
+    with svc.db.session() as session:
+        agent = session.scalar(select(Agent).where(Agent.identity == identity))
+        if agent is None:
+            raise AgentError(f"no agent {identity!r}")
+        agent.password_hash = generate_password_hash(password)
+
+
+def check_password(svc: Services, identity: str, password: str) -> Agent | None:
+    """The active agent with these credentials, or None: callers must not learn which part was wrong."""
+    with svc.db.session() as session:
+        agent = session.scalar(select(Agent).where(Agent.identity == identity))
+        if agent is None or not agent.active or not agent.password_hash:
+            # Hash anyway so a wrong identity takes as long as a wrong password.
+            check_password_hash(_DUMMY_HASH, password)
+            return None
+        if not check_password_hash(agent.password_hash, password):
+            return None
+        session.expunge(agent)
+        return agent
 
 
 def restore_presence(svc: Services) -> int:

@@ -135,6 +135,21 @@ class Presence:
         )
         return Snapshot(previous_state, idle_states), [_text(d) for d in due]
 
+    def idle_agents(self, languages: tuple[str, ...], limit: int = 50) -> list[AgentState]:
+        """The longest-idle available agents over these languages, each once, with all their languages."""
+        pipe = self.redis.pipeline()
+        for language in languages:
+            pipe.zrange(f"{self.prefix}idle:{language}", 0, limit - 1, withscores=True)
+        since = {_text(member): score for rows in pipe.execute() for member, score in rows}
+        identities = sorted(since, key=lambda i: (since[i], i))[:limit]
+        pipe = self.redis.pipeline()
+        for identity in identities:
+            pipe.hget(self._key(identity), "languages")
+        return [
+            AgentState(identity, "available", since[identity], tuple(filter(None, _text(langs or b"").split(","))))
+            for identity, langs in zip(identities, pipe.execute(), strict=True)
+        ]
+
     def promote_due(self, now: float) -> None:
         self._promote(args=[self.prefix, now])
 

@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from conftest import ACCOUNT_SID, AUTH_TOKEN
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from test_incoming import add
 from twilio.request_validator import RequestValidator
 
-from directo.models import Call
+from directo.models import Call, Callback
 
 AGENTS = 12
 CALLERS = 80
@@ -40,6 +40,8 @@ def test_concurrent_incoming_calls_never_give_an_agent_two_calls(services, live_
     assert len(set(connected)) == AGENTS, "an agent was given two calls"
     with services.db.session() as session:
         outcomes = Counter(session.scalars(select(Call.outcome)).all())
-    assert outcomes == {"ringing": AGENTS, "no-agent": CALLERS - AGENTS}
+        callbacks = session.scalar(select(func.count(distinct(Callback.phone))))
+    assert outcomes == {"ringing": AGENTS, "callback": CALLERS - AGENTS}, "the others are promised a callback"
+    assert callbacks == CALLERS - AGENTS
     for identity in connected:
         assert services.presence.state(identity)["status"] == "reserved"

@@ -152,15 +152,22 @@ def test_agent_is_available_again_when_wrapup_ends(services, twilio, app) -> Non
     assert client_identity(twilio.incoming("CA003", from_="+34600000003")) == ANA
 
 
-def test_nobody_available_is_told_politely_in_their_language(services, twilio) -> None:
+def test_nobody_available_is_promised_a_callback_in_their_language(services, twilio) -> None:
     add(services, TOM, "en", status="away")
     answer = twilio.incoming("CA001", from_="+447700900123")
-    say = answer.xml.find("Say")
-    assert say.get("language") == "en-GB"
-    assert "call us again" in say.text
-    assert answer.xml[-1].tag == "Hangup"
+    says = answer.xml.findall("Say")
+    assert {say.get("language") for say in says} == {"en-GB"}
+    assert "call you back at this number within 5 minutes" in says[0].text
+    assert [child.tag for child in answer.xml] == ["Say", "Say", "Record", "Say", "Hangup"]
     with services.db.session() as session:
-        assert session.scalar(select(Call.outcome).where(Call.call_sid == "CA001")) == "no-agent"
+        call = session.scalar(select(Call).where(Call.call_sid == "CA001"))
+        assert call.outcome == "callback" and call.callback_id is not None
+
+
+def test_withheld_caller_with_nobody_free_is_told_to_call_again(services, twilio) -> None:
+    answer = twilio.incoming("CA001", from_="anonymous")
+    assert "call us again" in answer.xml.find("Say").text.lower() or "llámenos" in answer.xml.find("Say").text
+    assert answer.xml.find("Record") is None
 
 
 @pytest.mark.parametrize("from_", [None, "", "anonymous", "Restricted", "+266696687", "not a number", "client:bob"])

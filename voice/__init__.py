@@ -30,13 +30,16 @@ def create_app(config: Config | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from voice.agent_page import bp as agent_page
+    from voice.callback_webhooks import bp as callback_webhooks
     from voice.complaints import bp as complaints
+    from voice.media import bp as media
     from voice.webhooks import bp as webhooks
 
-    for blueprint in (webhooks, complaints, agent_page):
+    for blueprint in (webhooks, callback_webhooks, complaints, agent_page, media):
         app.register_blueprint(blueprint)
     # Twilio cannot send a CSRF token; its webhooks are authenticated by X-Twilio-Signature instead.
     csrf.exempt(webhooks)
+    csrf.exempt(callback_webhooks)
     csrf.init_app(app)
 
     @app.before_request

@@ -2,6 +2,231 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+import time
+from pathlib import Path
+from typing import Any
 
-bp = Blueprint("agent", __name__, url_prefix="/agent")
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from twilio.jwt.access_token import AccessToken
+from twilio.jwt.access_token.grants import VoiceGrant
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from directo.models import Agent, Call, Callback, Recording
+from directo.services import Services
+from routing import agents as agent_admin
+from voice import agent_context, agent_events
+from voice.agent_text import TEXT, choose_language
+from voice.auth import current_identity, is_supervisor, log_in, log_out, login_required
+
+bp = Blueprint("agent", __name__, url_prefix="/agent", template_folder="templates",
+               static_folder="static/agent", static_url_path="/static")
+
+TOKEN_TTL_SECONDS = 3600
+MAX_NOTES = 10_000
+LANGUAGE_KEY = "agent_language"
+SDK_PATH = Path("node_modules/@twilio/voice-sdk/dist/twilio.min.js")
+# The views that answer with HTML; every other view here is called by the page's script and answers JSON.
+PAGES = {"agent.login", "agent.page", "agent.logout"}
+
+
+def services() -> Services:
+    return current_app.extensions["directo"]
+
+
+@bp.errorhandler(HTTPException)
+def error(err: HTTPException) -> Any:
+    """The page's script shows `error` as it is, so a refusal says why (e.g. 'on call CA…')."""
+    if request.endpoint in PAGES:
+        return err
+    return jsonify(error=err.description), err.code
+
+
+def _language(agent: Agent | None = None) -> str:
+    asked = request.args.get("lang")
+    if asked in TEXT:
+        session[LANGUAGE_KEY] = asked
+    first = agent.languages[0] if agent is not None and agent.languages else None
+    browser = request.accept_languages.best_match(list(TEXT))
+    return choose_language(session.get(LANGUAGE_KEY), first, browser, services().config.default_language)
+
+
+def _me() -> Agent:
+    """The logged-in agent's record; a session for an agent who was removed or deactivated ends here."""
+    with services().db.session() as db:
+        agent = db.scalar(select(Agent).where(Agent.identity == current_identity()))
+    if agent is None or not agent.active:
+        log_out()
+        abort(401, "log in again")
+    return agent
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    language = _language()
+    if request.method == "GET":
+        return render_template("agent/login.html", t=TEXT[language], language=language, failed=False)
+    identity = request.form.get("identity", "").strip()
+    agent = agent_admin.check_password(services(), identity, request.form.get("password", ""))
+    if agent is None:
+        return render_template("agent/login.html", t=TEXT[language], language=language, failed=True,
+                               identity=identity), 401
+    chosen = session.get(LANGUAGE_KEY)  # a language picked on the login page outlives the fresh session
+    log_in(agent.identity, agent.role)
+    if chosen:
+        session[LANGUAGE_KEY] = chosen
+    return redirect(url_for("agent.page"))
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    log_out()
+    return redirect(url_for("agent.login"))
+
+
+@bp.get("/")
+def page() -> Any:
+    if current_identity() is None:
+        return redirect(url_for("agent.login"))
+    agent = _me()
+    language = _language(agent)
+    return render_template("agent/page.html", t=TEXT[language], language=language, agent=agent,
+                           other="en" if language == "es" else "es")
+
+
+@bp.get("/state")
+@login_required
+def state() -> dict[str, Any]:
+    return {**agent_events.live_state(services().presence, _me().identity), "server_time": time.time()}
+
+
+@bp.post("/status")
+@login_required
+def status() -> Any:
+    wanted = (request.get_json(silent=True) or {}).get("status") or request.form.get("status")
+    if wanted not in agent_admin.SETTABLE:
+        abort(400, f"status must be one of {', '.join(agent_admin.SETTABLE)}")
+    identity = _me().identity
+    try:
+        agent_admin.set_status(services(), identity, wanted)
+    except agent_admin.AgentError as refused:
+        abort(409, str(refused))
+    return {**agent_events.live_state(services().presence, identity), "server_time": time.time()}
+
+
+@bp.get("/token")
+@login_required
+def token() -> Any:
+    """A short-lived Voice token for this agent's own identity only; the page renews it before it expires."""
+    config = services().config
+    missing = [name for name, value in (("TWILIO_API_KEY", config.twilio_api_key),
+                                        ("TWILIO_API_SECRET", config.twilio_api_secret),
+                                        ("TWILIO_TWIML_APP_SID", config.twilio_twiml_app_sid)) if not value]
+    if missing:
+        return jsonify(error=f"{', '.join(missing)} not configured"), 503
+    identity = _me().identity
+    access = AccessToken(config.twilio_account_sid, config.twilio_api_key, config.twilio_api_secret,
+                         identity=identity, ttl=TOKEN_TTL_SECONDS)
+    access.add_grant(VoiceGrant(outgoing_application_sid=config.twilio_twiml_app_sid, incoming_allow=True))
+    return {"token": access.to_jwt(), "identity": identity, "ttl": TOKEN_TTL_SECONDS}
+
+
+@bp.get("/events")
+@login_required
+def events() -> Response:
+    svc = services()
+    lifetime = current_app.config.get("AGENT_EVENTS_SECONDS", agent_events.LIFETIME_SECONDS)
+    body = agent_events.stream(svc.redis, svc.presence, _me().identity, lifetime)
+    return Response(body, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.get("/calls/<call_sid>/context")
+@login_required
+def call_context(call_sid: str) -> dict[str, Any]:
+    me = _me()
+    with services().db.session() as db:
+        call = _own_call(db, call_sid, me, supervisors_too=True)
+        return agent_context.call_context(db, call, None if is_supervisor() and call.agent_id != me.id else me.id)
+
+
+@bp.get("/callbacks/<int:callback_id>/context")
+@login_required
+def callback_context(callback_id: int) -> dict[str, Any]:
+    me = _me()
+    with services().db.session() as db:
+        callback = db.get(Callback, callback_id)
+        if callback is None:
+            abort(404, f"no callback {callback_id}")
+        if not is_supervisor() and not agent_context.callback_for(db, callback, me.id):
+            abort(403, "this callback is not yours")
+        return agent_context.callback_context(db, callback, me.id)
+
+
+@bp.post("/calls/<call_sid>/notes")
+@login_required
+def notes(call_sid: str) -> dict[str, Any]:
+    text = (request.get_json(silent=True) or {}).get("notes")
+    if not isinstance(text, str):
+        abort(400, "send JSON {\"notes\": \"...\"}")
+    if len(text) > MAX_NOTES:
+        abort(400, f"notes are limited to {MAX_NOTES} characters")
+    me = _me()
+    with services().db.session() as db:
+        call = _own_call(db, call_sid, me, supervisors_too=False)
+        call.notes = text
+    return {"call_sid": call_sid, "notes": text}
+
+
+@bp.get("/recordings/<int:recording_id>")
+@login_required
+def recording(recording_id: int) -> Response:
+    """Range requests (206) let the browser's player seek without downloading the whole file."""
+    me = _me()
+    with services().db.session() as db:
+        stored = db.get(Recording, recording_id)
+        if stored is None:
+            abort(404, f"no recording {recording_id}")
+        if not is_supervisor() and not agent_context.may_hear(db, stored, me.id):
+            abort(403, "this recording is not from one of your calls")
+    if stored.state != "stored" or not stored.path:
+        abort(404, f"recording {recording_id} is not stored yet ({stored.state})")
+    path = Path(stored.path)
+    if not path.is_absolute():
+        path = Path(services().config.recordings_dir) / path
+    if not path.is_file():
+        abort(404, f"recording {recording_id} is missing from storage")
+    mimetype = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg"}.get(stored.format or "", None)
+    return send_file(path, mimetype=mimetype, conditional=True, max_age=0)
+
+
+@bp.get("/sdk/twilio.min.js")
+def sdk() -> Response:
+    """The Twilio Voice SDK as npm installed it: the file is never copied into the repository."""
+    path = Path(current_app.root_path).parent / SDK_PATH
+    if not path.is_file():
+        abort(404, "Twilio Voice SDK not installed: run scripts/setup (npm ci)")
+    return send_file(path, mimetype="text/javascript", max_age=3600)
+
+
+def _own_call(db: Session, call_sid: str, me: Agent, *, supervisors_too: bool) -> Call:
+    call = db.scalar(select(Call).where(Call.call_sid == call_sid))
+    if call is None:
+        abort(404, f"no call {call_sid}")
+    if not (supervisors_too and is_supervisor()) and not agent_context.reserved_to(db, call, me.id, me.identity):
+        abort(403, "this call is not yours")
+    return call

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,8 @@ from directo.models import Agent, Call, CallEvent, Customer, utcnow
 from directo.services import Services
 from recordings.acknowledgement import acknowledgement_twiml
 from routing import events
+from routing.callback_jobs import dispatch_callbacks
+from routing.callbacks import close_for_customer, dispatch, open_callback, queue_callback
 from routing.directory import CallerContext, lookup, normalise_number
 from routing.policy import CallerProfile
 from routing.presence import Reserved
@@ -117,6 +120,7 @@ class CallFlow:
         if status == "in-progress" and call.answered_at is None:
             call.answered_at = self.now
             call.outcome = "answered"
+            self._served(call)
             if call.agent is None:  # the outage fallback rang everyone: whoever answered is the agent
                 call.agent = self._agent_by_leg(form.get("To", ""))
             if call.agent is not None:
@@ -171,10 +175,35 @@ class CallFlow:
         )
 
     def _no_person(self, call_id: int, caller: CallerContext, reason: str) -> VoiceResponse:
-        """The seam for callbacks: today the caller is told politely, in their language, and the call ends."""
+        """Nobody can take the call: promise a callback, queued before a word is said, so a hang-up loses nothing."""
         self._event(call_id, "no-person", {"reason": reason})
-        self.session.execute(update(Call).where(Call.id == call_id).values(outcome="no-agent", agent_id=None))
-        return twiml.say_and_hang_up(caller.language, reason)
+        if caller.number is None:  # a withheld number cannot be called back
+            self._set_outcome(call_id, "no-agent")
+            return twiml.say_and_hang_up(caller.language, reason)
+        existing = open_callback(self.session, caller.number)
+        if existing is not None:  # one promise per customer, however often they call
+            self._set_outcome(call_id, "callback", callback_id=existing.id)
+            left = math.ceil((existing.promised_by - self.now).total_seconds() / 60)
+            self._event(call_id, "callback-exists", {"callback_id": existing.id})
+            return twiml.say_and_hang_up(caller.language, "callback_already", minutes=max(left, 1))
+        callback, minutes = queue_callback(
+            self.session, self.config, phone=caller.number, language=caller.language,
+            customer_id=caller.customer_id, origin_call_id=call_id, preferred_agent_id=caller.previous_agent_id,
+            now=self.now,
+        )
+        self._set_outcome(call_id, "callback", callback_id=callback.id)
+        self._event(call_id, "callback-queued", {"callback_id": callback.id, "promised_minutes": minutes})
+        return twiml.promise_callback(
+            caller.language,
+            minutes,
+            reason_action_url=self.url_for("callbacks.reason", callback=callback.id),
+            reason_status_url=self.url_for("callbacks.reason_status", callback=callback.id),
+        )
+
+    def _set_outcome(self, call_id: int, outcome: str, callback_id: int | None = None) -> None:
+        self.session.execute(
+            update(Call).where(Call.id == call_id).values(outcome=outcome, agent_id=None, callback_id=callback_id)
+        )
 
     def _ring_everyone(self, call_id: int, sid: str, caller: CallerContext) -> VoiceResponse:
         agents = self.session.scalars(
@@ -201,6 +230,7 @@ class CallFlow:
             return
         call.ended_at = self.now
         call.outcome = "answered"
+        self._served(call)
         agent = call.agent
         if agent is None:
             return
@@ -210,16 +240,37 @@ class CallFlow:
                 .where(Customer.id == call.customer_id)
                 .values(last_agent_id=agent.id, answered_calls=Customer.answered_calls + 1)
             )
+        if self._wrap_up(agent.identity, call.call_sid):
+            self._event(call.id, "agent-wrapup", {"agent": agent.identity, "seconds": self.config.wrapup_seconds})
+
+    def _wrap_up(self, identity: str, holding: str) -> bool:
+        """Wrap-up after a conversation; when it ends the agent may take the oldest waiting callback."""
         wrapup = self.config.wrapup_seconds
         if wrapup > 0:
             until = self.now.timestamp() + wrapup
-            moved = self._live(lambda: self.svc.presence.transition(
-                agent.identity, "wrapup", expect_call=call.call_sid, until=until))
-        else:
-            moved = self._live(lambda: self.svc.presence.transition(
-                agent.identity, "available", expect_call=call.call_sid, since=self.now.timestamp()))
+            moved = self._live(lambda: self.svc.presence.transition(identity, "wrapup", expect_call=holding,
+                                                                    until=until))
+            if moved:
+                self.unit.after_commit.append(
+                    lambda: self.svc.queue.enqueue_in(timedelta(seconds=wrapup), dispatch_callbacks))
+            return bool(moved)
+        moved = self._live(lambda: self.svc.presence.transition(identity, "available", expect_call=holding,
+                                                                since=self.now.timestamp()))
         if moved:
-            self._event(call.id, "agent-wrapup", {"agent": agent.identity, "seconds": wrapup})
+            self._dispatch_to(identity)
+        return bool(moved)
+
+    def _dispatch_to(self, identity: str) -> None:
+        """Once committed, offer a free agent the oldest callback they may take."""
+        self.unit.after_commit.append(lambda: dispatch(self.svc, only=identity))
+
+    def _served(self, call: Call) -> None:
+        """A caller who reached a person no longer needs the callback they were promised."""
+        if call.direction == "inbound" and call.caller:
+            closed = close_for_customer(self.session, call.caller, "the customer reached a person by calling in",
+                                        self.now)
+            if closed:
+                self._event(call.id, "callback-closed", {"count": closed})
 
     def _agent_missed(self, call: Call, agent: Agent, status: str) -> None:
         """An agent who lets a call ring out is probably not at their desk: set them away, not idle."""
@@ -233,7 +284,8 @@ class CallFlow:
         call.outcome = "abandoned"
         if call.agent is not None:
             identity = call.agent.identity
-            self._live(lambda: self.svc.presence.transition(identity, "available", expect_call=call.call_sid))
+            if self._live(lambda: self.svc.presence.transition(identity, "available", expect_call=call.call_sid)):
+                self._dispatch_to(identity)
 
     # --- helpers -------------------------------------------------------------------------------------
 

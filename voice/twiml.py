@@ -90,7 +90,7 @@ def ring_everyone(
 
 def say_and_hang_up(language: str, key: str, **values: object) -> VoiceResponse:
     response = VoiceResponse()
-    response.say(prompts.text(language, key, **values), language=prompts.say_language(language))
+    _say(response, language, key, **values)
     response.hangup()
     return response
 
@@ -104,3 +104,52 @@ def hang_up() -> VoiceResponse:
 def empty() -> VoiceResponse:
     """The answer to a status callback: Twilio ignores its content, but it must be valid TwiML."""
     return VoiceResponse()
+
+
+def _say(response: VoiceResponse, language: str, key: str, **values: object) -> None:
+    response.say(prompts.text(language, key, **values), language=prompts.say_language(language))
+
+
+def promise_callback(language: str, minutes: int, *, reason_action_url: str, reason_status_url: str) -> VoiceResponse:
+    """The callback is already queued: say when we will call, then let the caller say why after a tone."""
+    response = VoiceResponse()
+    _say(response, language, "callback_promise", minutes=minutes)
+    _say(response, language, "callback_reason")
+    response.record(
+        action=reason_action_url,
+        method="POST",
+        max_length=60,
+        timeout=5,
+        finish_on_key="#",
+        play_beep=True,
+        recording_status_callback=reason_status_url,
+        recording_status_callback_event="completed absent",
+    )
+    _say(response, language, "callback_thanks")
+    response.hangup()
+    return response
+
+
+def whisper_and_dial(
+    language: str,
+    who: str,
+    reason_url: str | None,
+    customer: str,
+    *,
+    caller_id: str | None,
+    action_url: str,
+    customer_status_url: str,
+    timeout: int,
+) -> VoiceResponse:
+    """Agent-first callback: the agent hears who and why (the caller's own words), then the customer rings."""
+    response = VoiceResponse()
+    _say(response, language, "whisper", who=who)
+    if reason_url:
+        _say(response, language, "whisper_reason")
+        response.play(reason_url)
+    else:
+        _say(response, language, "whisper_no_reason")
+    dial = Dial(action=action_url, method="POST", timeout=timeout, caller_id=caller_id)
+    dial.number(customer, status_callback=customer_status_url, status_callback_event="answered completed")
+    response.append(dial)
+    return response

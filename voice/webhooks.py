@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
@@ -34,7 +35,12 @@ def xml(response: VoiceResponse | str) -> Response:
     return Response(str(response), mimetype="text/xml")
 
 
-def handle(event: str, step: Callable[[CallFlow], VoiceResponse], sid_field: str = "CallSid") -> Response:
+def handle(
+    event: str,
+    step: Callable[[Any], VoiceResponse],
+    sid_field: str = "CallSid",
+    flow_class: type[CallFlow] = CallFlow,
+) -> Response:
     """Run a flow step once per (call, event); a redelivered webhook gets the first answer again."""
     sid = request.form.get(sid_field)
     if not sid:
@@ -42,7 +48,7 @@ def handle(event: str, step: Callable[[CallFlow], VoiceResponse], sid_field: str
     with once(services().db, sid, event) as unit:
         if isinstance(unit, Replay):
             return xml(unit.response)
-        flow = CallFlow(services(), unit, external_url)
+        flow = flow_class(services(), unit, external_url)
         unit.response = str(step(flow))
         flow.save_events()
     return xml(unit.response)

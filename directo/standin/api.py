@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -286,6 +287,7 @@ class RestApi:
         return call
 
     def create_call(self) -> Any:
+        time.sleep(self.network.faults.take_call_delay())  # the call is still created, however long the client waited
         form = self._params(CALL_CREATE_PARAMS)
         to, from_ = form.get("To", "").strip(), form.get("From", "").strip()
         if not to:

@@ -111,7 +111,7 @@ class Network:
         self.log = EventLog()
         self.media_cache: dict[str, WebhookResult] = {}
         self._callbacks = callbacks
-        self._behaviours: dict[str, Behaviour] = {}
+        self._behaviours: dict[str, Behaviour | Callable[[], Behaviour]] = {}
         self._calls: dict[str, Call] = {}
         self._recordings: dict[str, Recording] = {}
         self._seq = 0
@@ -120,14 +120,18 @@ class Network:
         self.sms = SmsCenter(self)
 
     # -- endpoints --------------------------------------------------------------------------------
-    def set_behaviour(self, endpoint: str, behaviour: Behaviour) -> None:
-        """How `endpoint` (E.164 number, client:NAME or sip:URI) behaves from now on."""
+    def set_behaviour(self, endpoint: str, behaviour: Behaviour | Callable[[], Behaviour]) -> None:
+        """How `endpoint` (E.164 number, client:NAME or sip:URI) behaves from now on.
+
+        A callable is asked afresh for every new leg, so a simulated person can act differently on each call.
+        """
         with self._lock:
             self._behaviours[endpoint] = behaviour
 
     def behaviour_for(self, endpoint: str) -> Behaviour:
         with self._lock:
-            return self._behaviours.get(endpoint, self.default_behaviour)
+            found = self._behaviours.get(endpoint, self.default_behaviour)
+        return found if isinstance(found, Behaviour) else found()
 
     # -- views ------------------------------------------------------------------------------------
     @property

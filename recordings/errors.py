@@ -1,0 +1,23 @@
+"""Why a complaint request cannot be honoured, in words for the person who asked."""
+
+from __future__ import annotations
+
+
+class ComplaintError(ValueError):
+    """A complaint request that cannot be honoured; the message says why."""
+
+    status = 400
+
+
+class NotFound(ComplaintError):
+    status = 404
+
+
+class NotAllowed(ComplaintError):
+    status = 403
+
+
+class TooEarly(ComplaintError):
+    """The call has not reached a person yet, so there is nothing to complain about on it."""
+
+    status = 409

@@ -1,0 +1,134 @@
+"""The SMS that gives the customer their complaint reference: sent by an RQ job, re-sent until delivered."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from redis import RedisError
+from rq import Retry
+from sqlalchemy import select
+from twilio.twiml.voice_response import VoiceResponse
+
+from directo.jobs import current_services
+from directo.models import Complaint, SmsMessage, utcnow
+from directo.services import Services
+from directo.twilio_client import twilio_client
+from recordings import audit
+from recordings.acknowledgement import sms_body
+from recordings.attempts import describe, enqueue_once, last_attempt
+from voice.receipts import Unit
+
+logger = logging.getLogger(__name__)
+
+# REST refusals (429/5xx, network) are retried by RQ; a message the carrier did not deliver is sent again.
+SEND_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 300, 900, 1800, 3600])
+MAX_MESSAGES = 5
+RESEND_AFTER = [60, 300, 900, 3600]
+IN_FLIGHT = ("accepted", "sent")
+# Twilio's MessageStatus → our state; statuses only move forward (callbacks may arrive out of order).
+STATES = {"queued": "accepted", "accepted": "accepted", "scheduled": "accepted", "sending": "sent", "sent": "sent",
+          "delivered": "delivered", "undelivered": "undelivered", "failed": "failed", "read": "delivered"}
+RANK = {"pending": 0, "accepted": 1, "sent": 2, "undelivered": 3, "failed": 3, "delivered": 4}
+
+
+def enqueue_send(svc: Services, complaint_id: int, status_url: str | None, delay: int = 0) -> bool:
+    """False when Redis is unreachable: the complaint is kept, and the sweep (`resume_pending`) sends it later."""
+    try:
+        return enqueue_once(svc.queue, f"complaint-sms-{complaint_id}", send_sms, complaint_id, status_url,
+                            delay=delay, retry=SEND_RETRY)
+    except RedisError:
+        logger.exception("complaint %s: could not queue its SMS; the sweep will", complaint_id)
+        return False
+
+
+def send_sms(complaint_id: int, status_url: str | None) -> str | None:
+    """RQ job: send the reference unless a message is already on its way or delivered (safe to rerun)."""
+    svc = current_services()
+    with svc.db.session() as session:
+        complaint = session.get(Complaint, complaint_id)
+        if complaint is None or not needs_message(complaint):
+            return None
+        message = next((m for m in complaint.messages if m.state == "pending"), None)
+        if message is None:
+            message = SmsMessage(complaint_id=complaint.id, to=complaint.phone, attempts=0, state="pending",
+                                 body=sms_body(complaint.language, complaint.reference))
+            session.add(message)
+            session.flush()
+        message.attempts += 1
+        message_id, to, body, reference = message.id, message.to, message.body, complaint.reference
+    config = svc.config
+    try:
+        if not config.twilio_caller_id:
+            raise RuntimeError("TWILIO_CALLER_ID is not set: there is no number to send the SMS from")
+        extra = {"status_callback": status_url} if status_url else {}
+        sent = twilio_client(config).messages.create(to=to, from_=config.twilio_caller_id, body=body, **extra)
+    except Exception as error:
+        logger.exception("complaint %s: SMS %s not accepted", reference, message_id)
+        _not_accepted(svc, message_id, error)
+        raise
+    with svc.db.session() as session:
+        message = session.get(SmsMessage, message_id)
+        message.message_sid = sent.sid
+        message.state = STATES.get(sent.status or "", "accepted")
+        message.last_error = None
+        audit.append(session, "sms-accepted", {"reference": reference, "message_sid": sent.sid, "to": to},
+                     complaint_id)
+    return sent.sid
+
+
+def needs_message(complaint: Complaint) -> bool:
+    """A customer we can text, whose reference is neither delivered nor on its way, with attempts left."""
+    if not complaint.phone:
+        return False
+    states = [m.state for m in complaint.messages]
+    finished = sum(state in ("undelivered", "failed") for state in states)
+    return not any(state in (*IN_FLIGHT, "delivered") for state in states) and finished < MAX_MESSAGES
+
+
+def _not_accepted(svc: Services, message_id: int, error: Exception) -> None:
+    with svc.db.session() as session:
+        message = session.get(SmsMessage, message_id)
+        message.last_error = describe(error)
+        if last_attempt():
+            message.state = "failed"
+            audit.append(session, "sms-not-sent", {"message_id": message_id, "error": message.last_error},
+                         message.complaint_id)
+
+
+def message_status(unit: Unit, svc: Services, form: Mapping[str, str], status_url: str) -> VoiceResponse:
+    """Twilio's delivery report: delivered ends the matter; undelivered or failed sends the reference again."""
+    session = unit.session
+    message = session.scalar(select(SmsMessage).where(SmsMessage.message_sid == form.get("MessageSid", "")))
+    state = STATES.get(form.get("MessageStatus", ""))
+    if message is None or state is None or RANK[state] <= RANK[message.state]:
+        return VoiceResponse()
+    message.state = state
+    message.updated_at = utcnow()
+    if state not in ("delivered", "undelivered", "failed"):
+        return VoiceResponse()
+    error = form.get("ErrorCode")
+    message.last_error = f"Twilio error {error}" if error else None
+    complaint = message.complaint
+    audit.append(session, f"sms-{state}", {"reference": complaint.reference, "message_sid": message.message_sid,
+                                          "error_code": error}, complaint.id)
+    if state != "delivered":
+        session.flush()
+        if needs_message(complaint):
+            failures = sum(m.state in ("undelivered", "failed") for m in complaint.messages)
+            delay = RESEND_AFTER[min(failures, len(RESEND_AFTER)) - 1]
+            complaint_id = complaint.id
+            unit.after_commit.append(lambda: enqueue_send(svc, complaint_id, status_url, delay))
+        else:
+            logger.error("complaint %s: reference not delivered by SMS after %s messages", complaint.reference,
+                         len(complaint.messages))
+    return VoiceResponse()
+
+
+def unsent(svc: Services) -> list[int]:
+    """Complaints whose reference still needs a message and has none queued: for the periodic sweep."""
+    with svc.db.session() as session:
+        complaints = session.scalars(
+            select(Complaint).where(Complaint.phone.is_not(None)).order_by(Complaint.id)
+        ).all()
+        return [c.id for c in complaints if needs_message(c) and not any(m.state == "pending" for m in c.messages)]

@@ -1,0 +1,68 @@
+"""Promises survive faults: a worker killed in the middle of placing a callback loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+from sqlalchemy import update
+from test_callbacks import CUSTOMER, add_agent, callback_for, queue_one
+
+from directo.models import Callback, utcnow
+from directo.standin import Answer
+from routing import agents as admin
+from routing.callback_jobs import sweep
+
+
+def worker_env(cc) -> dict[str, str]:
+    config = cc.services.config
+    return dict(
+        os.environ,
+        DATABASE_URL=config.database_url, REDIS_URL=config.redis_url, DIRECTO_DATA_DIR=config.data_dir,
+        TWILIO_ACCOUNT_SID=config.twilio_account_sid, TWILIO_AUTH_TOKEN=config.twilio_auth_token,
+        TWILIO_API_BASE_URL=config.twilio_api_base_url, TWILIO_CALLER_ID=config.twilio_caller_id,
+        PUBLIC_BASE_URL=config.public_base_url,
+    )
+
+
+def test_worker_killed_while_placing_a_callback_loses_nothing_and_rings_once(callcenter) -> None:
+    cc = callcenter
+    add_agent(cc.services, "ana", status="offline")
+    queue_one(cc)
+    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))
+    cc.standin.network.set_behaviour(CUSTOMER, Answer(after=2.0, talk=30.0))
+    cc.standin.faults.delay_calls(3.0)  # Twilio is slow: the job is inside the REST request when it dies
+    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=worker_env(cc),
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        admin.set_status(cc.services, "ana", "available")
+        cc.until(lambda: callback_for(cc.services).state == "dialing", jobs=False, timeout=30)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work-horse, mid-job
+        worker.wait(timeout=10)
+    assert callback_for(cc.services).current_call_sid is None, "the job never learnt its call's SID"
+    with cc.services.db.session() as session:  # time passes: the callback has stalled
+        session.execute(update(Callback).values(due_at=utcnow() - timedelta(minutes=2)))
+    cc.services.queue.enqueue(sweep)  # what the next worker's sweep does
+    cc.until(lambda: callback_for(cc.services).state == "done", timeout=40)
+    callback = callback_for(cc.services)
+    assert callback.close_reason.startswith("kept")
+    assert len(cc.standin.network.legs_to("client:ana")) == 1, "the dead worker's call was adopted, not repeated"
+
+
+def test_a_callback_whose_job_was_lost_before_dialling_is_placed_again(callcenter) -> None:
+    cc = callcenter
+    add_agent(cc.services, "ana", status="offline")
+    queue_one(cc)
+    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))
+    cc.standin.network.set_behaviour(CUSTOMER, Answer(after=2.0, talk=30.0))
+    admin.set_status(cc.services, "ana", "available")
+    cc.services.queue.empty()  # Redis lost the job (a flush, a restart): the database still has the promise
+    with cc.services.db.session() as session:
+        session.execute(update(Callback).values(due_at=utcnow() - timedelta(minutes=2)))
+    cc.services.queue.enqueue(sweep)
+    cc.until(lambda: callback_for(cc.services).state == "done", timeout=40)
+    assert len(cc.standin.network.legs_to("client:ana")) == 1

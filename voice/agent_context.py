@@ -1,0 +1,132 @@
+"""What the agent's screen pop shows about a call or a callback, and who may see it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from directo.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
+
+RECENT_CALLS = 5
+
+
+def reserved_to(session: Session, call: Call, agent_id: int, identity: str) -> bool:
+    """The call is (or was, at any attempt) reserved to this agent: they may see it and keep notes on it."""
+    if call.agent_id == agent_id:
+        return True
+    tried = session.scalars(select(CallEvent.detail).where(CallEvent.call_id == call.id,
+                                                           CallEvent.kind == "agent-reserved"))
+    return any(detail.get("agent") == identity for detail in tried)
+
+
+def callback_for(session: Session, callback: Callback, agent_id: int) -> bool:
+    """A callback is the agent's when it was reserved to them or one of its calls reached them."""
+    if callback.agent_id == agent_id:
+        return True
+    return bool(session.scalar(select(exists().where(Call.callback_id == callback.id, Call.agent_id == agent_id))))
+
+
+def may_hear(session: Session, recording: Recording, agent_id: int) -> bool:
+    """An agent hears a recording only of their own calls, callbacks and complaints."""
+    callbacks = session.scalars(select(Callback).where(Callback.reason_recording_id == recording.id)).all()
+    if any(callback_for(session, callback, agent_id) for callback in callbacks):
+        return True
+    own_complaint = exists().where(Complaint.recording_id == recording.id, Complaint.agent_id == agent_id)
+    own_call = exists().where(Call.call_sid == recording.call_sid, Call.agent_id == agent_id)
+    return bool(session.scalar(select(own_complaint | own_call)))
+
+
+def call_context(session: Session, call: Call, agent_id: int | None) -> dict[str, Any]:
+    """The screen pop for a call: who is calling, their history with us and with this agent, open complaints."""
+    complaint = session.scalar(select(Complaint.reference).where(Complaint.call_id == call.id))
+    callback = session.get(Callback, call.callback_id) if call.callback_id else None
+    return {
+        "call_sid": call.call_sid,
+        "call_id": call.id,
+        "direction": call.direction,
+        "outcome": call.outcome,
+        "started_at": _iso(call.started_at),
+        "notes": call.notes or "",
+        "complaint": complaint,
+        **_customer(session, call.customer_id, call.caller, call.language, agent_id, exclude_call=call.id),
+        "callback": _callback(session, callback) if callback else None,
+    }
+
+
+def callback_context(session: Session, callback: Callback, agent_id: int | None) -> dict[str, Any]:
+    """The screen pop for a callback reserved to the agent before any call exists: who, and why they asked."""
+    return {
+        "call_sid": callback.current_call_sid,
+        "call_id": None,
+        "direction": "callback",
+        "outcome": callback.state,
+        "started_at": None,
+        "notes": "",
+        "complaint": None,
+        **_customer(session, callback.customer_id, callback.phone, callback.language, agent_id, exclude_call=None),
+        "callback": _callback(session, callback),
+    }
+
+
+def _customer(session: Session, customer_id: int | None, number: str | None, language: str, agent_id: int | None,
+              exclude_call: int | None) -> dict[str, Any]:
+    customer = session.get(Customer, customer_id) if customer_id else None
+    history: dict[str, Any] = {"with_company": 0, "with_you": 0, "recent": []}
+    complaints: list[dict[str, Any]] = []
+    if customer is not None:
+        theirs = (Call.customer_id == customer.id, Call.answered_at.is_not(None), Call.id != (exclude_call or 0))
+        counts = session.execute(
+            select(func.count(), func.count().filter(Call.agent_id == agent_id)).select_from(Call).where(*theirs)
+        ).one()
+        recent = session.execute(
+            select(Call.started_at, Call.outcome, Agent.name)
+            .outerjoin(Agent, Agent.id == Call.agent_id)
+            .where(*theirs)
+            .order_by(Call.started_at.desc())
+            .limit(RECENT_CALLS)
+        ).all()
+        history = {
+            "with_company": counts[0],
+            "with_you": counts[1],
+            "recent": [{"started_at": _iso(at), "outcome": outcome, "agent": name} for at, outcome, name in recent],
+        }
+        complaints = [
+            {"reference": c.reference, "summary": c.summary, "flagged_at": _iso(c.flagged_at)}
+            for c in session.scalars(
+                select(Complaint).where(Complaint.customer_id == customer.id, Complaint.resolved_at.is_(None))
+                .order_by(Complaint.id.desc())
+            )
+        ]
+    last_agent = customer.last_agent if customer is not None else None
+    return {
+        "caller": {
+            "number": number,
+            "name": customer.name if customer is not None else None,
+            "language": (customer.language if customer is not None else None) or language,
+        },
+        "previous_calls": history,
+        "last_agent": {"identity": last_agent.identity, "name": last_agent.name} if last_agent else None,
+        "open_complaints": complaints,
+    }
+
+
+def _callback(session: Session, callback: Callback) -> dict[str, Any]:
+    recording = session.get(Recording, callback.reason_recording_id) if callback.reason_recording_id else None
+    stored = recording is not None and recording.state == "stored"
+    return {
+        "id": callback.id,
+        "state": callback.state,
+        "queued_at": _iso(callback.queued_at),
+        "promised_by": _iso(callback.promised_by),
+        "attempts": callback.attempts,
+        "reason_url": url_for("agent.recording", recording_id=recording.id) if stored and recording else None,
+        "reason_state": recording.state if recording is not None else None,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
