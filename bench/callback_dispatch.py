@@ -14,30 +14,18 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-TOP = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TOP))
+from harness import TOP, percentile, private_stack
+from sqlalchemy import insert
 
-from sqlalchemy import insert  # noqa: E402
-
-from directo.config import Config  # noqa: E402
-from directo.embedded_redis import EmbeddedRedis  # noqa: E402
-from directo.models import Callback, utcnow  # noqa: E402
-from directo.services import Services  # noqa: E402
-from directo.standin import NoAnswer, StandIn  # noqa: E402
-from routing import agents as admin  # noqa: E402
+from directo.models import Callback, utcnow
+from directo.standin import NoAnswer, StandIn
+from routing import agents as admin
 
 TOKEN = "bench-token"
 ACCOUNT = "AC" + "b" * 32
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:
@@ -47,16 +35,11 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="directo-bench-"))
-    redis = EmbeddedRedis(workdir / "redis")
-    with StandIn(account_sid=ACCOUNT, auth_token=TOKEN, time_scale=0.01) as standin:
+    with StandIn(account_sid=ACCOUNT, auth_token=TOKEN, time_scale=0.01) as standin, private_stack(
+        args.database_url, TWILIO_AUTH_TOKEN=TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_API_BASE_URL=standin.base_url,
+        TWILIO_CALLER_ID="+34910000000", PUBLIC_BASE_URL="http://127.0.0.1:9",
+    ) as (svc, env):
         standin.network.default_behaviour = NoAnswer()
-        env = dict(os.environ, TWILIO_AUTH_TOKEN=TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT, REDIS_URL=redis.start(),
-                   DIRECTO_DATA_DIR=str(workdir), TWILIO_API_BASE_URL=standin.base_url,
-                   TWILIO_CALLER_ID="+34910000000", PUBLIC_BASE_URL="http://127.0.0.1:9",
-                   DATABASE_URL=args.database_url or f"sqlite:///{workdir / 'bench.db'}")
-        svc = Services.build(Config.from_env(env))
-        svc.db.migrate()
         now = utcnow()
         with svc.db.session() as session:
             session.execute(insert(Callback), [
@@ -84,8 +67,6 @@ def main() -> None:
         finally:
             worker.terminate()
             worker.wait(timeout=30)
-            svc.close()
-            redis.stop()
     print(f"callback dispatch: {args.queued} callbacks queued, {args.trials} agents becoming available one by one, "
           f"database {svc.db.engine.dialect.name}, {os.cpu_count()} cores")
     print(f"agent available → Calls POST at the stand-in: p50 {statistics.median(latencies):.0f} ms, "

@@ -15,28 +15,15 @@ import math
 import os
 import random
 import statistics
-import sys
-import tempfile
 import time
 import wave
-from pathlib import Path
 
-TOP = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TOP))
+from harness import percentile, private_stack
+from sqlalchemy import insert
 
-from sqlalchemy import insert  # noqa: E402
-
-from directo.config import Config  # noqa: E402
-from directo.embedded_redis import EmbeddedRedis  # noqa: E402
-from directo.models import Call, utcnow  # noqa: E402
-from directo.services import Services  # noqa: E402
-from recordings.complaints import flag  # noqa: E402
-from recordings.fetch import normalise  # noqa: E402
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+from directo.models import Call, utcnow
+from recordings.complaints import flag
+from recordings.fetch import normalise
 
 
 def speechlike_wav(seconds: int, rate: int = 8000) -> bytes:
@@ -62,26 +49,19 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="directo-bench-"))
-    redis = EmbeddedRedis(workdir / "redis")
-    env = dict(os.environ, TWILIO_AUTH_TOKEN="bench", REDIS_URL=redis.start(), DIRECTO_DATA_DIR=str(workdir),
-               DATABASE_URL=args.database_url or f"sqlite:///{workdir / 'bench.db'}")
-    svc = Services.build(Config.from_env(env))
-    svc.db.migrate()
-    now = utcnow()
-    with svc.db.session() as session:
-        session.execute(insert(Call), [
-            {"call_sid": f"CA{i:032d}", "direction": "inbound", "caller": f"+3460{i:07d}", "language": "es",
-             "started_at": now, "answered_at": now, "outcome": "answered", "dial_attempts": 1}
-            for i in range(args.complaints)
-        ])
-    latencies = []
-    for i in range(args.complaints):
-        started = time.perf_counter()
-        flag(svc, f"CA{i:032d}", "bench", summary="Factura duplicada", supervisor=True)
-        latencies.append((time.perf_counter() - started) * 1000)
-    svc.close()
-    redis.stop()
+    with private_stack(args.database_url, TWILIO_AUTH_TOKEN="bench") as (svc, _):
+        now = utcnow()
+        with svc.db.session() as session:
+            session.execute(insert(Call), [
+                {"call_sid": f"CA{i:032d}", "direction": "inbound", "caller": f"+3460{i:07d}", "language": "es",
+                 "started_at": now, "answered_at": now, "outcome": "answered", "dial_attempts": 1}
+                for i in range(args.complaints)
+            ])
+        latencies = []
+        for i in range(args.complaints):
+            started = time.perf_counter()
+            flag(svc, f"CA{i:032d}", "bench", summary="Factura duplicada", supervisor=True)
+            latencies.append((time.perf_counter() - started) * 1000)
     print(f"complaints: {args.complaints} flags, database {svc.db.engine.dialect.name}, {os.cpu_count()} cores")
     print(f"flag → committed: p50 {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
           f"max {max(latencies):.1f} ms")

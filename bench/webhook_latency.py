@@ -16,22 +16,15 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import requests
+from harness import TOP, percentile, private_stack
 from twilio.request_validator import RequestValidator
 
-TOP = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TOP))
-
-from directo.config import Config  # noqa: E402
-from directo.embedded_redis import EmbeddedRedis  # noqa: E402
-from directo.services import Services  # noqa: E402
-from routing import agents as admin  # noqa: E402
+from routing import agents as admin
 
 TOKEN = "bench-token"
 _local = threading.local()
@@ -53,9 +46,53 @@ def signed_post(url: str, params: dict[str, str]) -> tuple[float, float, str]:
     return server_ms, client_ms, response.text
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, list[tuple[float, float]]]:
+    """The app under gunicorn, as `directo run` serves it; alternating rounds of the floor and /voice/incoming."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2", "--threads", "8",
+         "--worker-class", "gthread", "--log-level", "warning", "bench.floor_app:app"],
+        cwd=TOP, env=env,
+    )
+    base = f"http://127.0.0.1:{args.port}"
+    sids = itertools.count()
+
+    def floor(_: int) -> tuple[float, float]:
+        server_ms, client_ms, _ = signed_post(base + "/bench/floor", {"CallSid": f"CAF{next(sids):031d}"})
+        return server_ms, client_ms
+
+    def incoming(i: int) -> tuple[float, float]:
+        sid = f"CA{next(sids):032d}"
+        params = {"CallSid": sid, "From": f"+3460{i % args.callers:07d}", "To": "+34910000000",
+                  "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing", "Direction": "inbound"}
+        server_ms, client_ms, body = signed_post(base + "/voice/incoming", params)
+        if "<Dial" in body:  # the agent talks and hangs up, so they are free for the next caller
+            action = body.split('action="')[1].split('"')[0].replace("&amp;", "&")
+            signed_post(action, {"CallSid": sid, "DialCallStatus": "completed", "DialCallDuration": "30",
+                                 "CallStatus": "in-progress"})
+        return server_ms, client_ms
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(base + "/health", timeout=1)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        results: dict[str, list[tuple[float, float]]] = {"floor": [], "incoming": []}
+        per_round = max(1, args.calls // args.rounds)
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            list(pool.map(floor, range(200)))  # warm-up: connections, imports, caches
+            list(pool.map(incoming, range(200)))
+            for _ in range(args.rounds):
+                results["floor"] += pool.map(floor, range(per_round))
+                results["incoming"] += pool.map(incoming, range(per_round))
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def main() -> None:
@@ -69,66 +106,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5099)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="directo-bench-"))
-    redis = EmbeddedRedis(workdir / "redis")
-    env = dict(os.environ, TWILIO_AUTH_TOKEN=TOKEN, REDIS_URL=redis.start(), DIRECTO_DATA_DIR=str(workdir),
-               DATABASE_URL=args.database_url or f"sqlite:///{workdir / 'bench.db'}", WRAPUP_SECONDS="0")
-    svc = Services.build(Config.from_env(env))
-    svc.db.migrate()
-    for i in range(args.agents):
-        admin.add_agent(svc, f"agent{i:05d}", f"Agent {i}", ["es", "en"])
-        admin.set_status(svc, f"agent{i:05d}", "available")
-
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2", "--threads", "8",
-         "--worker-class", "gthread", "--log-level", "warning", "bench.floor_app:app"],
-        cwd=TOP, env=env,
-    )
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/health", timeout=1)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-        sids = itertools.count()
-
-        def floor(_: int) -> tuple[float, float]:
-            server_ms, client_ms, _ = signed_post(base + "/bench/floor", {"CallSid": f"CAF{next(sids):031d}"})
-            return server_ms, client_ms
-
-        def incoming(i: int) -> tuple[float, float]:
-            sid = f"CA{next(sids):032d}"
-            params = {"CallSid": sid, "From": f"+3460{i % args.callers:07d}", "To": "+34910000000",
-                      "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing", "Direction": "inbound"}
-            server_ms, client_ms, body = signed_post(base + "/voice/incoming", params)
-            if "<Dial" in body:  # the agent talks and hangs up, so they are free for the next caller
-                action = body.split('action="')[1].split('"')[0].replace("&amp;", "&")
-                signed_post(action, {"CallSid": sid, "DialCallStatus": "completed", "DialCallDuration": "30",
-                                     "CallStatus": "in-progress"})
-            return server_ms, client_ms
-
-        results: dict[str, list[tuple[float, float]]] = {"floor": [], "incoming": []}
-        per_round = max(1, args.calls // args.rounds)
-        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-            list(pool.map(floor, range(200)))  # warm-up: connections, imports, caches
-            list(pool.map(incoming, range(200)))
-            for _ in range(args.rounds):
-                results["floor"] += pool.map(floor, range(per_round))
-                results["incoming"] += pool.map(incoming, range(per_round))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        svc.close()
-        redis.stop()
+    with private_stack(args.database_url, TWILIO_AUTH_TOKEN=TOKEN, WRAPUP_SECONDS="0") as (svc, env):
+        for i in range(args.agents):
+            admin.add_agent(svc, f"agent{i:05d}", f"Agent {i}", ["es", "en"])
+            admin.set_status(svc, f"agent{i:05d}", "available")
+        results = measure(args, env)
+        dialect = svc.db.engine.dialect.name
 
     print(f"webhook latency: {args.calls} calls per endpoint, concurrency {args.concurrency}, "
-          f"{args.agents} agents, {args.callers} callers, database {svc.db.engine.dialect.name}, "
+          f"{args.agents} agents, {args.callers} callers, database {dialect}, "
           f"{os.cpu_count()} cores")
     print(f"{'endpoint':<18}{'server p50 ms':>14}{'server p99 ms':>14}{'client p50 ms':>14}{'client p99 ms':>14}")
     medians = {}

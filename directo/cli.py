@@ -23,6 +23,7 @@ from directo.config import Config
 from directo.embedded_redis import EmbeddedRedis
 from directo.models import Agent, Call
 from directo.services import Services, resolve_redis_url
+from directo.simulate.cli import simulate
 from recordings import cli as complaints_cli
 from routing import agents as agent_admin
 from routing.callback_report import callback_report
@@ -295,6 +296,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> None:
 
 main.add_command(complaints_cli.complaints)
 main.add_command(complaints_cli.audit)
+main.add_command(simulate)
 
 if __name__ == "__main__":
     main()

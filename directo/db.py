@@ -9,10 +9,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_READ_ONLY = "directo_read_only"
 
 
 def make_engine(url: str) -> Engine:
@@ -33,9 +34,10 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin_immediate(conn: Any) -> None:
-            # Take the write lock at BEGIN: upgrading a read lock later deadlocks concurrent writers.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _sqlite_begin(conn: Any) -> None:
+            # Writers take the write lock at BEGIN: upgrading a read lock later deadlocks concurrent writers.
+            # Readers (Database.reading) begin deferred, so they never wait for, nor hold up, a writer.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -72,6 +74,12 @@ class Database:
         """A unit of work: committed when the block ends, rolled back if it raises."""
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction that takes no write lock: for lookups done before a short write."""
+        with self.engine.connect().execution_options(**{_READ_ONLY: True}) as connection, connection.begin():
+            yield connection
 
     def migrate(self) -> None:
         migrate(self.engine)

@@ -79,8 +79,12 @@ def set_status(svc: Services, identity: str, status: str) -> str:
         if live.get("status") in ON_A_CALL:
             raise AgentError(f"{identity} is on call {live.get('call')}; change their status when it ends")
         agent.status = status
-        if live.get("status") != status:
-            svc.presence.transition(identity, status, since=utcnow().timestamp() if status == "available" else None)
+        # Compare-and-set on the call we just saw: a call reserved for the agent meanwhile is never overwritten.
+        if live.get("status") != status and not svc.presence.transition(
+            identity, status, expect_call=live.get("call", ""),
+            since=utcnow().timestamp() if status == "available" else None,
+        ):
+            raise AgentError(f"{identity} was just given a call; change their status when it ends")
     if status == "available":  # a newly free agent takes the oldest callback waiting for them, at once
         dispatch(svc, only=identity)
     return status

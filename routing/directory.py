@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import phonenumbers
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from directo.config import SUPPORTED_LANGUAGES
@@ -81,21 +81,16 @@ _OPEN_COMPLAINTS = (
 )
 
 
-def lookup(session: Session, number: str | None, default_language: str) -> CallerContext:
-    """Find (or create) the customer behind a number in one or two statements: this runs while the phone rings."""
+def find(connection: Connection, number: str | None, default_language: str) -> CallerContext:
+    """Who is calling, read-only (one or two indexed statements, while the phone rings).
+
+    A first-time caller comes back with no customer id: `ensure_customer` creates them in the write that follows.
+    """
     if number is None:
         return CallerContext(number=None, language=default_language)
-    connection = session.connection()  # Core, not the ORM layer: this runs while the phone rings
     row = connection.execute(_BY_NUMBER, {"number": number}).first()
     if row is None:
-        language = guess_language(number, default_language)
-        created = connection.execute(
-            _CREATE[connection.dialect.name],
-            {"phone": number, "language": language, "answered_calls": 0, "created_at": utcnow()},
-        ).scalar()
-        if created is not None:
-            return CallerContext(number=number, language=language, customer_id=created)
-        return lookup(session, number, default_language)  # another call from this number created it just now
+        return CallerContext(number=number, language=guess_language(number, default_language))
     customer_id, name, language, answered, agent_id, identity, agent_name, active = row
     complaints = connection.execute(_OPEN_COMPLAINTS, {"customer_id": customer_id}).scalars().all()
     return CallerContext(
@@ -109,3 +104,22 @@ def lookup(session: Session, number: str | None, default_language: str) -> Calle
         previous_calls=answered,
         open_complaints=tuple(complaints),
     )
+
+
+def ensure_customer(connection: Connection, caller: CallerContext) -> CallerContext:
+    """The caller as a customer on record: created on their first call (once, whatever the concurrency)."""
+    if caller.number is None or caller.customer_id is not None:
+        return caller
+    created = connection.execute(
+        _CREATE[connection.dialect.name],
+        {"phone": caller.number, "language": caller.language, "answered_calls": 0, "created_at": utcnow()},
+    ).scalar()
+    if created is None:  # another call from this number created them a moment ago
+        created = connection.execute(select(Customer.id).where(Customer.phone == caller.number)).scalar_one()
+    return replace(caller, customer_id=created)
+
+
+def lookup(session: Session, number: str | None, default_language: str) -> CallerContext:
+    """Find, or create, the customer behind a number within a unit of work."""
+    connection = session.connection()
+    return ensure_customer(connection, find(connection, number, default_language))

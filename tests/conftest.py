@@ -219,7 +219,7 @@ class CallCenter:
         from rq import SimpleWorker
 
         worker = SimpleWorker([self.services.queue], connection=self.services.redis)
-        worker.work(burst=True)
+        worker.work(burst=True, with_scheduler=True)  # retries that are due run too, as with `directo worker`
         return worker.successful_job_count + worker.failed_job_count
 
     def place_call(self, from_: str, **options: object):
@@ -231,10 +231,17 @@ class CallCenter:
         """Wait for a condition on the record, running jobs meanwhile as a worker would."""
         import time
 
+        from directo.models import Callback
+
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise TimeoutError("the call center did not get there in time")
+                with self.services.db.session() as session:
+                    callbacks = [(c.id, c.state, c.attempts, c.last_error, c.current_call_sid)
+                                 for c in session.query(Callback).order_by(Callback.id)]
+                calls = [(c.sid, c.to, c.status, c.errors) for c in self.standin.network.calls]
+                raise TimeoutError(f"the call center did not get there in time; callbacks {callbacks}; "
+                                   f"jobs queued {self.services.queue.count}; calls {calls}")
             if jobs:
                 self.run_jobs()
             time.sleep(0.05)

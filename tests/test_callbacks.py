@@ -45,6 +45,15 @@ def queue_one(cc, phone: str = CUSTOMER, speech: float = 4.0) -> Callback:
     return callback_for(cc.services, phone)
 
 
+def waiting_callback_and_ana(cc, customer_answers_after: float = 2.0, talk: float = 30.0) -> Callback:
+    """Ana is offline with a callback waiting; she answers when rung, and so does the customer."""
+    add_agent(cc.services, "ana", status="offline")
+    callback = queue_one(cc)
+    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))
+    cc.standin.network.set_behaviour(CUSTOMER, Answer(after=customer_answers_after, talk=talk))
+    return callback
+
+
 def test_nobody_free_queues_a_callback_and_attaches_the_recorded_reason(callcenter) -> None:
     cc = callcenter
     callback = queue_one(cc)
@@ -80,10 +89,7 @@ def test_a_second_call_does_not_queue_twice(callcenter) -> None:
 
 def test_free_agent_rings_first_hears_who_and_why_then_the_customer_is_called(callcenter) -> None:
     cc = callcenter
-    add_agent(cc.services, "ana", status="offline")
-    queue_one(cc)
-    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))
-    cc.standin.network.set_behaviour(CUSTOMER, Answer(after=3.0, talk=40.0))
+    waiting_callback_and_ana(cc, customer_answers_after=3.0, talk=40.0)
     admin.set_status(cc.services, "ana", "available")  # dispatch happens right here
     assert callback_for(cc.services).state == "reserved"
     cc.until(lambda: callback_for(cc.services).state == "done")

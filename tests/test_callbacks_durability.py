@@ -9,10 +9,9 @@ import sys
 from datetime import timedelta
 
 from sqlalchemy import update
-from test_callbacks import CUSTOMER, add_agent, callback_for, queue_one
+from test_callbacks import callback_for, waiting_callback_and_ana
 
 from directo.models import Callback, utcnow
-from directo.standin import Answer
 from routing import agents as admin
 from routing.callback_jobs import sweep
 
@@ -30,10 +29,7 @@ def worker_env(cc) -> dict[str, str]:
 
 def test_worker_killed_while_placing_a_callback_loses_nothing_and_rings_once(callcenter) -> None:
     cc = callcenter
-    add_agent(cc.services, "ana", status="offline")
-    queue_one(cc)
-    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))
-    cc.standin.network.set_behaviour(CUSTOMER, Answer(after=2.0, talk=30.0))
+    waiting_callback_and_ana(cc)
     cc.standin.faults.delay_calls(3.0)  # Twilio is slow: the job is inside the REST request when it dies
     worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=worker_env(cc),
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -44,6 +40,8 @@ def test_worker_killed_while_placing_a_callback_loses_nothing_and_rings_once(cal
         os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work-horse, mid-job
         worker.wait(timeout=10)
     assert callback_for(cc.services).current_call_sid is None, "the job never learnt its call's SID"
+    # Twilio still places the call it was asked for, seconds later: long before a callback counts as stalled.
+    cc.standin.network.wait_until(lambda net: net.legs_to("client:ana"), timeout=15)
     with cc.services.db.session() as session:  # time passes: the callback has stalled
         session.execute(update(Callback).values(due_at=utcnow() - timedelta(minutes=2)))
     cc.services.queue.enqueue(sweep)  # what the next worker's sweep does
@@ -55,10 +53,7 @@ def test_worker_killed_while_placing_a_callback_loses_nothing_and_rings_once(cal
 
 def test_a_callback_whose_job_was_lost_before_dialling_is_placed_again(callcenter) -> None:
     cc = callcenter
-    add_agent(cc.services, "ana", status="offline")
-    queue_one(cc)
-    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))
-    cc.standin.network.set_behaviour(CUSTOMER, Answer(after=2.0, talk=30.0))
+    waiting_callback_and_ana(cc)
     admin.set_status(cc.services, "ana", "available")
     cc.services.queue.empty()  # Redis lost the job (a flush, a restart): the database still has the promise
     with cc.services.db.session() as session:

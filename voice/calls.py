@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from recordings.acknowledgement import acknowledgement_twiml
 from routing import events
 from routing.callback_jobs import dispatch_callbacks
 from routing.callbacks import close_for_customer, dispatch, open_callback, queue_callback
-from routing.directory import CallerContext, lookup, normalise_number
+from routing.directory import CallerContext, ensure_customer, find, lookup, normalise_number
 from routing.policy import CallerProfile
 from routing.presence import Reserved
 from routing.router import route
@@ -40,6 +41,42 @@ _INSERT_EVENT = insert(CallEvent)
 UrlFor = Callable[..., str]
 
 
+@dataclass(frozen=True)
+class IncomingPlan:
+    """Who is calling and who will take it, decided before the call is written down (see `plan_incoming`)."""
+
+    caller: CallerContext
+    agent: Reserved | None
+    live_state_down: bool
+    at: datetime
+
+
+def plan_incoming(svc: Services, form: Mapping[str, str]) -> IncomingPlan:
+    """The reads and the Redis reservation of an incoming call, outside any write transaction.
+
+    On SQLite a write transaction holds the database's only write lock; doing the lookup and the routing
+    first keeps that lock for a handful of inserts, so concurrent calls do not queue behind each other.
+    Whoever calls this must hand the agent back (`release_plan`) if the call is then not recorded.
+    """
+    at = utcnow()
+    number = normalise_number(form.get("From"), svc.config.default_region)
+    with svc.db.reading() as connection:
+        caller = find(connection, number, svc.config.default_language)
+    profile = CallerProfile(caller.language, caller.previous_agent, frozenset())
+    try:
+        agent = route(svc.presence, form["CallSid"], profile, at.timestamp()).agent
+    except RedisError:
+        logger.exception("call %s: live state unreachable, ringing every agent instead", form["CallSid"])
+        return IncomingPlan(caller, None, True, at)
+    return IncomingPlan(caller, agent, False, at)
+
+
+def release_plan(svc: Services, plan: IncomingPlan, call_sid: str) -> None:
+    """The call was not recorded (a redelivery, or a failure): its agent is free again, idle time kept."""
+    if plan.agent is not None:
+        svc.presence.transition(plan.agent.identity, "available", expect_call=call_sid)
+
+
 class CallFlow:
     def __init__(self, services: Services, unit: Unit, url_for: UrlFor, now: datetime | None = None) -> None:
         self.svc = services
@@ -52,19 +89,16 @@ class CallFlow:
 
     # --- Twilio events -------------------------------------------------------------------------------
 
-    def incoming(self, form: Mapping[str, str]) -> VoiceResponse:
-        """The hot path: a handful of statements and two Redis round trips while the caller hears ringing."""
+    def incoming(self, form: Mapping[str, str], plan: IncomingPlan) -> VoiceResponse:
+        """Record what `plan_incoming` decided: a few inserts, so the write lock is held as briefly as possible."""
         sid = form["CallSid"]
-        number = normalise_number(form.get("From"), self.config.default_region)
-        caller = lookup(self.session, number, self.config.default_language)
-        record = dict(call_sid=sid, from_raw=form.get("From"), caller=number, customer_id=caller.customer_id,
-                      language=caller.language, previous_agent_id=caller.previous_agent_id, started_at=self.now,
+        caller = ensure_customer(self.session.connection(), plan.caller)
+        record = dict(call_sid=sid, from_raw=form.get("From"), caller=caller.number, customer_id=caller.customer_id,
+                      language=caller.language, previous_agent_id=caller.previous_agent_id, started_at=plan.at,
                       direction="inbound", dial_attempts=0, agent_id=None, callback_id=None, notes=None,
                       answered_at=None, ended_at=None)
-        try:
-            agent = self._reserve(sid, caller, frozenset())
-        except RedisError:
-            logger.exception("call %s: live state unreachable, ringing every agent instead", sid)
+        agent = plan.agent
+        if plan.live_state_down:
             call_id = self._insert_call(record, outcome="fallback")
             self._event(call_id, "incoming", _arrival(form, caller))
             return self._ring_everyone(call_id, sid, caller)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from directo.services import Services
 from voice import twiml
-from voice.calls import CallFlow
+from voice.calls import CallFlow, plan_incoming, release_plan
 from voice.receipts import Replay, once
 from voice.signature import twilio_signed
 
@@ -40,6 +41,7 @@ def handle(
     step: Callable[[Any], VoiceResponse],
     sid_field: str = "CallSid",
     flow_class: type[CallFlow] = CallFlow,
+    on_replay: Callable[[], object] | None = None,
 ) -> Response:
     """Run a flow step once per (call, event); a redelivered webhook gets the first answer again."""
     sid = request.form.get(sid_field)
@@ -47,6 +49,8 @@ def handle(
         abort(400, f"{sid_field} is missing")
     with once(services().db, sid, event) as unit:
         if isinstance(unit, Replay):
+            if on_replay is not None:
+                on_replay()
             return xml(unit.response)
         flow = flow_class(services(), unit, external_url)
         unit.response = str(step(flow))
@@ -57,7 +61,16 @@ def handle(
 @bp.post("/incoming")
 @twilio_signed
 def incoming() -> Response:
-    return handle("incoming", lambda flow: flow.incoming(request.form))
+    if not request.form.get("CallSid"):
+        abort(400, "CallSid is missing")
+    svc = services()
+    plan = plan_incoming(svc, request.form)
+    release = functools.partial(release_plan, svc, plan, request.form["CallSid"])
+    try:
+        return handle("incoming", lambda flow: flow.incoming(request.form, plan), on_replay=release)
+    except Exception:
+        release()
+        raise
 
 
 @bp.post("/dial-complete")

@@ -9,7 +9,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from twilio.request_validator import RequestValidator
@@ -18,6 +18,12 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "TwilioProxy/1.1"
 XML_TYPES = ("text/xml", "application/xml", "text/html")
+
+
+def _retry_count(fragment: str) -> int:
+    """Twilio's `rc` connection override (retries on connection failure), 1 when absent, at most 5."""
+    value = parse_qs(fragment).get("rc", ["1"])[0]
+    return max(0, min(5, int(value))) if value.isdigit() else 1
 
 
 def resolve(base_url: str, url: str) -> str:
@@ -62,7 +68,13 @@ class WebhookSender:
         return RequestValidator(self.auth_token).compute_signature(url, dict(params))
 
     def send(self, url: str, method: str, params: Mapping[str, str]) -> WebhookResult:
-        """Make the request; HTTP failures become Twilio errors 11200 (bad answer) or 11205 (no answer)."""
+        """Make the request; HTTP failures become Twilio errors 11200 (bad answer) or 11205 (no answer).
+
+        Like Twilio, a connection that fails (refused, reset, closed without an answer) is tried again: once by
+        default, or as often as the URL's `#rc=N` connection override says (0 to 5).
+        """
+        url, fragment = urldefrag(url)
+        retries = _retry_count(fragment)
         method = method.upper() if method and method.upper() in ("GET", "POST") else "POST"
         result = WebhookResult(url=url, method=method, params=dict(params))
         headers = {
@@ -76,11 +88,20 @@ class WebhookSender:
         else:
             target, body = url, dict(params)
             headers["X-Twilio-Signature"] = self.signature(url, params)
-        try:
-            response = self._session().request(method, target, data=body, headers=headers, timeout=self.timeout)
-        except requests.RequestException as exc:
-            result.error_code, result.error = 11205, f"HTTP connection failure: {exc}"
+        for attempt in range(retries + 1):
+            try:
+                response = self._session().request(method, target, data=body, headers=headers, timeout=self.timeout)
+                break
+            except requests.ConnectionError as exc:
+                self._local.session = None  # a fresh connection for the retry
+                result.error_code, result.error = 11205, f"HTTP connection failure: {exc}"
+                log.info("webhook %s: connection failed (try %s of %s)", url, attempt + 1, retries + 1)
+            except requests.RequestException as exc:
+                result.error_code, result.error = 11205, f"HTTP connection failure: {exc}"
+                return result
+        else:
             return result
+        result.error_code, result.error = None, None
         result.status = response.status_code
         result.body = response.content
         result.content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()

@@ -118,7 +118,8 @@ def test_call_recording_started_through_the_api_is_a_real_dual_channel_wav(tw: S
         recording_channels="dual",
     )
     assert (recording.status, recording.source, recording.channels) == ("in-progress", "StartCallRecordingAPI", 2)
-    tw.network.wait_until(lambda net: net.now > 10)
+    started = tw.network.now
+    tw.network.wait_until(lambda net: net.now > started + 10.5)  # ten whole seconds recorded, whatever the load
     client.calls(created.sid).update(status="completed")
     tw.network.call(created.sid).wait(10)
 

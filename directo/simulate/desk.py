@@ -1,0 +1,175 @@
+"""The simulated agents at their desks: they press "ready" after wrap-up, come back after a missed call, and
+flag complaints during conversations, through the same services the agent page uses."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from directo.models import Agent
+from directo.services import Services
+from directo.standin import StandIn
+from directo.standin.model import Call, Event
+from routing import agents as agent_admin
+
+from .people import Habits, agent_behaviour
+
+logger = logging.getLogger(__name__)
+
+NOT_REACHED = ("no-answer", "busy")
+COMPLAINT_SUMMARY = "Simulated complaint: the customer is unhappy with a previous answer."
+
+
+def complaint_service() -> Callable[..., Any] | None:
+    """`recordings.complaints.flag` when the complaints feature is installed; the rest works without it."""
+    try:
+        from recordings.complaints import flag
+    except ImportError:
+        return None
+    return flag
+
+
+@dataclass
+class Flagged:
+    """A complaint an agent flagged, as the agent saw it: the reference given back, or the error."""
+
+    call_sid: str
+    agent: str
+    reference: str | None
+    error: str | None = None
+
+
+class Desk:
+    """Watches the stand-in's event log and acts for the agents as people at a desk would."""
+
+    def __init__(self, svc: Services, standin: StandIn, rng: random.Random, habits: Habits,
+                 complaint_rate: float, base_url: str) -> None:
+        self.svc = svc
+        self.base_url = base_url.rstrip("/")
+        self.standin = standin
+        self.network = standin.network
+        self.rng = rng
+        self.habits = habits
+        self.complaint_rate = complaint_rate
+        self.identities: list[str] = []
+        self.flagged: list[Flagged] = []
+        self.action_errors: list[str] = []
+        self.complaints_installed = (flag := complaint_service()) is not None
+        self._flag = flag
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sim-desk")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._busy = 0
+        self._seen = 0
+        self._watcher = threading.Thread(target=self._watch, name="sim-desk-watch", daemon=True)
+
+    # -- staff ------------------------------------------------------------------------------------
+    def staff(self, count: int, prefix: str = "sim") -> list[str]:
+        """Agents `sim-01`..: created once, available now, each with a softphone in the stand-in."""
+        identities = [f"{prefix}-{n:02d}" for n in range(1, count + 1)]
+        with self.svc.db.session() as session:
+            existing = set(session.scalars(select(Agent.identity).where(Agent.identity.in_(identities))))
+        for n, identity in enumerate(identities, 1):
+            if identity not in existing:
+                agent_admin.add_agent(self.svc, identity, f"Simulated agent {n}", ["es", "en"])
+            agent_admin.set_status(self.svc, identity, "available")
+            self.network.set_behaviour(f"client:{identity}", agent_behaviour(self.rng, self.habits))
+        self.identities = identities
+        return identities
+
+    def start(self) -> Desk:
+        self._watcher.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._watcher.join(5)
+        self._pool.shutdown(wait=True)
+
+    def idle(self, timeout: float = 10.0) -> bool:
+        """Wait (real seconds) until the agents have seen every event and no action of theirs is pending."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._busy == 0 and self._seen >= len(self.network.log.items):
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def later(self, delay: float, action: Callable[[], None]) -> None:
+        """Run `action` after `delay` virtual seconds; the stand-in's clock keeps flowing until then."""
+        with self._lock:
+            self._busy += 1
+        self.network.scheduler.at(delay, lambda: self._pool.submit(self._run, action))
+
+    def _run(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception as error:  # a failed desk action is reported, never fatal to the run
+            logger.exception("simulated agent action failed")
+            self.action_errors.append(f"{type(error).__name__}: {error}")
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    # -- what the agents see ----------------------------------------------------------------------
+    def _watch(self) -> None:
+        network = self.network
+        while not self._stop.is_set():
+            with network.changed:
+                network.changed.wait(0.05)
+                fresh = network.log.items[self._seen:]
+                self._seen += len(fresh)
+            for event in fresh:
+                if event.kind == "call.status":
+                    self._on_status(event)
+
+    def _on_status(self, event: Event) -> None:
+        leg = self.network.call(event.sid or "")
+        if leg is None or not leg.to.startswith("client:"):
+            return
+        identity = leg.to.removeprefix("client:")
+        if identity not in self.identities:
+            return
+        status = event["status"]
+        if status == "in-progress":
+            if leg.parent is not None and self.rng.random() < self.complaint_rate:
+                talk = getattr(leg.behaviour, "talk", None) or 60.0
+                self.later(talk * self.rng.uniform(0.2, 0.6), lambda: self._complain(leg, identity))
+        elif status == "completed" and leg.answered_at is not None:
+            self.later(self.rng.uniform(*self.habits.wrapup), lambda: self._ready(identity, "wrapup"))
+        elif status in NOT_REACHED:
+            self.later(self.rng.uniform(*self.habits.back_at_desk), lambda: self._ready(identity, "away"))
+
+    # -- what the agents do -----------------------------------------------------------------------
+    def _ready(self, identity: str, state: str) -> None:
+        """Press "ready" if still in that state; a wrap-up about to end by itself is left to end."""
+        live = self.svc.presence.state(identity)
+        if live.get("status") != state:
+            return
+        if state == "wrapup" and float(live.get("until") or 0) < time.time() + 1:
+            return
+        agent_admin.set_status(self.svc, identity, "available")
+
+    def _complain(self, leg: Call, identity: str) -> None:
+        if leg.ended or leg.parent is None:
+            return  # the conversation is over: the moment to flag it during the call has passed
+        call_sid = leg.parent.sid
+        if self._flag is None:
+            return  # the summary says complaints are not installed
+        try:
+            # What the agent page's complaint button does, with the same SMS status callback URL.
+            flagged = self._flag(self.svc, call_sid, identity, summary=COMPLAINT_SUMMARY,
+                                 status_url=f"{self.base_url}/voice/complaints/sms-status")
+        except Exception as error:  # the summary reports a refused flag; the agent carries on
+            self.flagged.append(Flagged(call_sid, identity, None, f"{type(error).__name__}: {error}"))
+            return
+        self.flagged.append(Flagged(call_sid, identity, flagged.reference or None))

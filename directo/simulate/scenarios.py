@@ -1,0 +1,182 @@
+"""Scripted scenarios (`--scenario NAME`): the promises Directo makes, each played out and checked end to end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from directo.models import Call as CallRow
+from directo.models import Callback, Complaint, Recording
+from directo.standin import Answer
+from directo.standin.model import Call
+
+from .population import Caller, Population
+from .summary import Summary, person_leg
+
+if TYPE_CHECKING:
+    from .run import Simulation
+
+
+@dataclass
+class Check:
+    what: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Outcome:
+    name: str
+    summary: Summary
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed,
+                "checks": [{"what": c.what, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+
+    def text(self) -> str:
+        lines = [f"Scenario {self.name}: {'PASSED' if self.passed else 'FAILED'}"]
+        lines += [f"  [{'ok' if c.ok else 'FAILED'}] {c.what}" + (f" ({c.detail})" if c.detail else "")
+                  for c in self.checks]
+        return "\n".join(lines)
+
+
+def eventually(condition: Callable[[], Any], timeout: float) -> Any:
+    """Poll (real seconds) until `condition()` is truthy; its last value either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def _answered_by(sim: Simulation, call: Call) -> str | None:
+    leg = person_leg(call, {f"client:{identity}" for identity in sim.agents})
+    return leg.to.removeprefix("client:") if leg else None
+
+
+def _row(sim: Simulation, model: type, *where: Any) -> Any:
+    with sim.svc.db.session() as session:
+        found = session.scalars(select(model).where(*where)).first()
+        if found is not None:
+            session.expunge(found)
+        return found
+
+
+def _caller(sim: Simulation) -> Caller:
+    return Population(sim.rng, repeat_share=0.0, other_language_share=0.0).next_caller()
+
+
+def returning_caller(sim: Simulation) -> Outcome:
+    """A caller's second call goes to the agent they spoke to before, although another agent idled longer."""
+    first, second = sim.staff(2)
+    for identity in (first, second):
+        sim.network.set_behaviour(f"client:{identity}", Answer(after=2, talk=30))
+    caller = _caller(sim)
+    before = sim.wait(sim.place(caller))
+    spoke_to = _answered_by(sim, before)
+    sim.desk.idle()
+    other = second if spoke_to == first else first
+    states = {identity: sim.svc.presence.state(identity) for identity in (first, second)}
+    known_idle = float(states.get(spoke_to or "", {}).get("since") or 0)
+    other_idle = float(states[other].get("since") or 0)
+    again = sim.wait(sim.place(caller))
+    sim.settle(5)
+    outcome = Outcome("returning-caller", sim.summary())
+    outcome.checks = [
+        Check("the first call is answered by a person", spoke_to is not None, f"by {spoke_to}"),
+        Check("both agents are free before the second call",
+              all(s.get("status") == "available" for s in states.values()), str({k: v.get("status")
+                                                                                for k, v in states.items()})),
+        Check("the other agent has been idle longer", other_idle < known_idle, f"{other} idle since {other_idle}, "
+                                                                               f"{spoke_to} since {known_idle}"),
+        Check("the second call goes to the previous agent", _answered_by(sim, again) == spoke_to,
+              f"answered by {_answered_by(sim, again)}"),
+    ]
+    return outcome
+
+
+def all_busy_callback(sim: Simulation) -> Outcome:
+    """Every agent busy: the caller is promised a callback, leaves a reason, and is called back by an agent."""
+    (agent,) = sim.staff(1)
+    sim.network.set_behaviour(f"client:{agent}", Answer(after=1, talk=60))
+    busy = sim.place(_caller(sim))
+    sim.network.wait_until(lambda _: person_leg(busy, {f"client:{agent}"}) is not None, timeout=30)
+    caller = _caller(sim)
+    waiting = sim.wait(sim.place(caller))
+    row = _row(sim, CallRow, CallRow.call_sid == waiting.sid)
+    promised = row and _row(sim, Callback, Callback.origin_call_id == row.id)
+    sim.wait(busy)
+
+    def closed() -> Callback | None:
+        found = promised and _row(sim, Callback, Callback.id == promised.id)
+        return found if found is not None and found.state in ("done", "missed") else None
+
+    final = eventually(closed, sim.options.settle_seconds) if promised else None
+    sim.settle(10)
+    spoken = [e for e in waiting.find("verb") if e["verb"] in ("Say", "Play")]
+    recorded = [e for e in waiting.find("verb") if e["verb"] == "Record"]
+    reached = [leg for leg in sim.network.calls if leg.to == caller.number and leg.answered_at is not None]
+    outcome = Outcome("all-busy-callback", sim.summary())
+    outcome.checks = [
+        Check("the busy agent is not offered a second call", person_leg(waiting, {f"client:{agent}"}) is None),
+        Check("the caller is promised a callback", promised is not None,
+              f"callback {getattr(promised, 'id', None)}, call outcome {getattr(row, 'outcome', None)}"),
+        Check("the caller hears when", bool(spoken) and (not recorded or spoken[0].seq < recorded[0].seq)),
+        Check("the reason is recorded", bool(recorded) and bool(promised and (promised.reason_recording_sid
+                                                                              or promised.reason_recording_id))),
+        Check("the callback is kept by an agent", final is not None and final.state == "done",
+              f"state {getattr(final, 'state', None)}"),
+        Check("the customer answers the callback", bool(reached)),
+    ]
+    return outcome
+
+
+def complaint_acknowledged(sim: Simulation) -> Outcome:
+    """The agent flags a complaint; the caller hears its reference, gets it by SMS, and the call is recorded."""
+    (agent,) = sim.staff(1)
+    sim.network.set_behaviour(f"client:{agent}", Answer(after=1, talk=40))
+    sim.desk.complaint_rate = 1.0
+    caller = _caller(sim)
+    call = sim.wait(sim.place(caller))
+    row = _row(sim, CallRow, CallRow.call_sid == call.sid)
+    complaint = row and eventually(lambda: _row(sim, Complaint, Complaint.call_id == row.id), 5)
+    reference = getattr(complaint, "reference", None) or ""
+    delivered = eventually(lambda: [m for m in sim.network.messages
+                                    if m.to == caller.number and m.status == "delivered"], sim.options.settle_seconds)
+    stored = eventually(lambda: _row(sim, Recording, Recording.call_sid == call.sid,
+                                     Recording.stored_at.is_not(None)), sim.options.settle_seconds)
+    sim.settle(5)
+    bridged = person_leg(call, {f"client:{agent}"})
+    after_agent = [e for e in call.find("verb") if e["verb"] in ("Say", "Play")
+                   and bridged is not None and bridged.ended_at is not None and e.at >= bridged.ended_at]
+    complaint = row and _row(sim, Complaint, Complaint.call_id == row.id)
+    outcome = Outcome("complaint-acknowledged", sim.summary())
+    outcome.checks = [
+        Check("complaints are installed on the server", sim.desk.complaints_installed),
+        Check("the agent's flag gives a reference", bool(reference), reference),
+        Check("the caller hears the reference after the agent hangs up",
+              bool(after_agent) and getattr(complaint, "spoken_at", None) is not None,
+              "; ".join(e.get("text", "") for e in after_agent)[:120]),
+        Check("the SMS with the reference is delivered", any(reference and reference in m.body for m in delivered),
+              f"{len(delivered)} delivered"),
+        Check("the call recording is stored", stored is not None and bool(stored.path) and Path(stored.path).exists()),
+    ]
+    return outcome
+
+
+SCENARIOS: dict[str, Callable[[Simulation], Outcome]] = {
+    "returning-caller": returning_caller,
+    "all-busy-callback": all_busy_callback,
+    "complaint-acknowledged": complaint_acknowledged,
+}

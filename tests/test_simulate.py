@@ -1,0 +1,162 @@
+"""`directo simulate` end to end: the real app on a real HTTP server, driven through the Twilio stand-in."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+
+from directo.cli import main
+from directo.config import Config
+from directo.services import Services
+from directo.simulate import Options, Simulation
+from directo.simulate.people import Habits
+from directo.simulate.population import Population
+from directo.simulate.run import OUR_NUMBER
+from directo.simulate.scenarios import SCENARIOS
+from directo.simulate.summary import overlapping_offers
+from directo.standin import Answer, NoAnswer, StandIn
+from directo.standin.model import Call
+
+# Fast habits for CI: short calls, quick wrap-ups, no one away for long.
+QUICK = Habits(ring=(1.0, 3.0), talk=(10.0, 30.0), wrapup=(1.0, 3.0), back_at_desk=(5.0, 10.0))
+SCALE = 0.01
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def twilio_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture
+def config(config: Config, twilio_port: int) -> Config:
+    """The server's REST calls (callbacks, SMS, recordings) go to the simulator's stand-in, as in the quick start."""
+    return replace(config, twilio_api_base_url=f"http://127.0.0.1:{twilio_port}", twilio_caller_id=OUR_NUMBER)
+
+
+@pytest.fixture
+def worker(config: Config, live_server) -> Iterator[None]:
+    """A real `directo worker` with its scheduler, as `directo run` starts one: callback and SMS jobs run."""
+    env = dict(os.environ, DATABASE_URL=config.database_url, REDIS_URL=config.redis_url,
+               DIRECTO_DATA_DIR=config.data_dir, RECORDINGS_DIR=config.recordings_dir,
+               TWILIO_AUTH_TOKEN=config.twilio_auth_token, TWILIO_ACCOUNT_SID=config.twilio_account_sid,
+               TWILIO_API_BASE_URL=config.twilio_api_base_url, WRAPUP_SECONDS=str(config.wrapup_seconds),
+               DEFAULT_LANGUAGE=config.default_language, TWILIO_CALLER_ID=config.twilio_caller_id,
+               PUBLIC_BASE_URL=live_server.url)
+    process = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env)
+    yield
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _options(live_server, twilio_port: int, **values) -> Options:
+    return Options(base_url=live_server.url, twilio_port=twilio_port, time_scale=SCALE, habits=QUICK,
+                   settle_seconds=10, **values)
+
+
+def test_a_behaviour_factory_is_asked_afresh_for_every_leg() -> None:
+    with StandIn(time_scale=0) as tw:
+        answers = iter([Answer(after=1), NoAnswer()])
+        tw.network.set_behaviour("client:a", lambda: next(answers))
+        assert isinstance(tw.network.behaviour_for("client:a"), Answer)
+        assert isinstance(tw.network.behaviour_for("client:a"), NoAnswer)
+
+
+def test_the_population_mixes_new_and_repeat_callers_reproducibly() -> None:
+    def numbers(seed: int) -> list[str]:
+        population = Population(random.Random(seed), repeat_share=0.4, other_language_share=0.25)
+        return [population.next_caller().number for _ in range(200)]
+
+    day = numbers(3)
+    assert day == numbers(3) and day != numbers(4)
+    repeats = len(day) - len(set(day))
+    assert 50 < repeats < 110
+    assert any(n.startswith("+4477") for n in day) and any(n.startswith("+346") for n in day)
+
+
+def test_two_overlapping_offers_to_one_agent_are_a_violation() -> None:
+    def leg(sid: str, start: float, end: float | None) -> Call:
+        call = Call(sid, account_sid="AC", direction="outbound-dial", from_="+34600000000", to="client:sim-01",
+                    status="completed" if end is not None else "ringing", created_at=start, behaviour=Answer())
+        call.ended_at = end
+        return call
+
+    back_to_back = [leg("CA1", 0, 10), leg("CA2", 10, 20)]
+    assert overlapping_offers(back_to_back, {"client:sim-01"}) == []
+    found = overlapping_offers([leg("CA1", 0, 10), leg("CA2", 5, None)], {"client:sim-01"})
+    assert [v.kind for v in found] == ["agent given two calls"]
+
+
+def test_a_day_with_enough_agents_is_answered_by_people(services, live_server, twilio_port, worker) -> None:
+    options = _options(live_server, twilio_port, calls=24, agents=5, concurrency=3, seed=5)
+    with Simulation(services, options) as sim:
+        summary = sim.run()
+    assert not summary.violations, summary.text()
+    assert summary.calls == 24
+    assert summary.answered + summary.abandoned + summary.callbacks_offered == 24
+    assert summary.answered >= 20
+    assert summary.repeat_answered > 0 and summary.to_previous_agent > 0
+    assert 1 <= summary.answer_seconds["p50"] <= summary.answer_seconds["max"] <= 3 * 20 + 3
+    # Every call took at least the incoming webhook, its dial action and its status callback.
+    assert summary.webhooks >= 3 * 24
+    assert sim.desk.action_errors == []
+
+
+def test_webhooks_the_server_refuses_are_reported(config, services, live_server, twilio_port) -> None:
+    wrong = Services.build(replace(config, twilio_auth_token="not-the-servers-token"))
+    try:
+        with Simulation(wrong, _options(live_server, twilio_port, calls=2, agents=1, concurrency=1)) as sim:
+            summary = sim.run()
+    finally:
+        wrong.close()
+    kinds = {v.kind for v in summary.violations}
+    assert "webhook failed" in kinds and "call not recorded" in kinds
+    assert any("403" in v.detail for v in summary.violations)
+
+
+def test_returning_caller_meets_their_previous_agent(services, live_server, twilio_port, worker) -> None:
+    with Simulation(services, _options(live_server, twilio_port, seed=2)) as sim:
+        outcome = SCENARIOS["returning-caller"](sim)
+    assert outcome.passed, outcome.text()
+    assert not outcome.summary.violations, outcome.summary.text()
+
+
+def test_all_busy_then_a_callback_is_kept(services, live_server, twilio_port, worker) -> None:
+    with Simulation(services, _options(live_server, twilio_port, seed=3)) as sim:
+        outcome = SCENARIOS["all-busy-callback"](sim)
+    assert outcome.passed, outcome.text()
+    assert not outcome.summary.violations, outcome.summary.text()
+
+
+def test_a_flagged_complaint_is_acknowledged(services, live_server, twilio_port, worker) -> None:
+    with Simulation(services, _options(live_server, twilio_port, seed=4)) as sim:
+        outcome = SCENARIOS["complaint-acknowledged"](sim)
+    assert outcome.passed, outcome.text()
+    assert not outcome.summary.violations, outcome.summary.text()
+
+
+def test_the_command_prints_the_summary_as_json(config, live_server, twilio_port, worker) -> None:
+    env = {"DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url, "DIRECTO_DATA_DIR": config.data_dir,
+           "TWILIO_CALLER_ID": config.twilio_caller_id,
+           "TWILIO_AUTH_TOKEN": config.twilio_auth_token, "TWILIO_ACCOUNT_SID": config.twilio_account_sid}
+    result = CliRunner().invoke(main, ["simulate", "--base-url", live_server.url, "--calls", "6", "--agents", "3",
+                                       "--concurrency", "2", "--time-scale", "0.005", "--twilio-port",
+                                       str(twilio_port), "--settle", "5", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["calls"] == 6 and summary["violations"] == []
+    assert summary["run"]["agents"] == 3 and summary["answered"] >= 4
