@@ -250,7 +250,7 @@ def test_context_shows_who_is_calling_for_the_reserved_agent_only(services, twil
     assert app.test_client().get("/agent/calls/CA02/context").status_code == 401
     agent_with_password(services, "sue", role="supervisor")
     supervisor = AgentPage(app.test_client())
-    supervisor.login("sue")
+    assert supervisor.login("sue").headers["Location"].endswith("/supervisor/"), "supervisors land on the console"
     assert supervisor.get("/agent/calls/CA02/context").json["caller"]["name"] == "Lucía Pérez"
 
 

@@ -1,4 +1,4 @@
-"""The Flask app: Twilio webhooks (and, later, the agent and supervisor pages)."""
+"""The Flask app: Twilio webhooks, the agent page and the supervisor console."""
 
 from __future__ import annotations
 
@@ -33,9 +33,10 @@ def create_app(config: Config | None = None) -> Flask:
     from voice.callback_webhooks import bp as callback_webhooks
     from voice.complaints import bp as complaints
     from voice.media import bp as media
+    from voice.supervisor import bp as supervisor
     from voice.webhooks import bp as webhooks
 
-    for blueprint in (webhooks, callback_webhooks, complaints, agent_page, media):
+    for blueprint in (webhooks, callback_webhooks, complaints, agent_page, media, supervisor):
         app.register_blueprint(blueprint)
     # Twilio cannot send a CSRF token; its webhooks are authenticated by X-Twilio-Signature instead.
     csrf.exempt(webhooks)

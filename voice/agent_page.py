@@ -89,7 +89,7 @@ def login() -> Any:
     log_in(agent.identity, agent.role)
     if chosen:
         session[LANGUAGE_KEY] = chosen
-    return redirect(url_for("agent.page"))
+    return redirect(url_for("supervisor.index" if agent.role == "supervisor" else "agent.page"))
 
 
 @bp.post("/logout")

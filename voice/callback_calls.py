@@ -10,6 +10,7 @@ from sqlalchemy import update
 from twilio.twiml.voice_response import VoiceResponse
 
 from directo.models import Agent, Callback, Customer, Recording
+from recordings.jobs import enqueue_fetch
 from routing.callbacks import dispatch, requeue, reservation_key
 from voice import twiml
 from voice.calls import ANSWERED, CallFlow
@@ -163,9 +164,7 @@ class CallbackFlow(CallFlow):
 
 
 def _fetch(flow: CallFlow, recording_id: int) -> None:
-    """Keep our own copy of the caller's words (the complaints work provides the fetch job)."""
-    from recordings.jobs import enqueue_fetch
-
+    """Keep our own copy of the caller's words: the same fetch job that keeps complaint recordings."""
     enqueue_fetch(flow.svc, recording_id)
 
 

@@ -395,7 +395,8 @@ class RestApi:
         return jsonify(self.call_json(call))
 
     # -- call recordings --------------------------------------------------------------------------
-    def call_recording_json(self, recording: Recording) -> dict[str, Any]:
+    def _recording_fields(self, recording: Recording) -> dict[str, Any]:
+        """The fields Twilio's call-recording and recording resources share."""
         return {
             "account_sid": recording.account_sid,
             "api_version": API_VERSION,
@@ -407,13 +408,18 @@ class RestApi:
             "duration": None if recording.duration is None else str(recording.duration),
             "sid": recording.sid,
             "price": None,
-            "uri": self._uri(f"/Calls/{recording.call_sid}/Recordings/{recording.sid}.json"),
-            "encryption_details": None,
             "price_unit": "USD",
             "status": recording.status,
             "channels": recording.channels,
             "source": recording.source,
             "error_code": recording.error_code,
+            "encryption_details": None,
+        }
+
+    def call_recording_json(self, recording: Recording) -> dict[str, Any]:
+        return {
+            **self._recording_fields(recording),
+            "uri": self._uri(f"/Calls/{recording.call_sid}/Recordings/{recording.sid}.json"),
             "track": recording.track,
         }
 
@@ -461,23 +467,8 @@ class RestApi:
     def recording_json(self, recording: Recording) -> dict[str, Any]:
         uri = self._uri(f"/Recordings/{recording.sid}")
         return {
-            "account_sid": recording.account_sid,
-            "api_version": API_VERSION,
-            "call_sid": recording.call_sid,
-            "conference_sid": None,
-            "date_created": self._rfc(recording.started_at),
-            "date_updated": self._rfc(recording.updated_at),
-            "start_time": self._rfc(recording.started_at),
-            "duration": None if recording.duration is None else str(recording.duration),
-            "sid": recording.sid,
-            "price": None,
-            "price_unit": "USD",
-            "status": recording.status,
-            "channels": recording.channels,
-            "source": recording.source,
-            "error_code": recording.error_code,
+            **self._recording_fields(recording),
             "uri": uri + ".json",
-            "encryption_details": None,
             "subresource_uris": {
                 "add_on_results": f"{uri}/AddOnResults.json",
                 "transcriptions": f"{uri}/Transcriptions.json",

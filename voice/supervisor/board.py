@@ -1,0 +1,163 @@
+"""The live board: who is on what right now, who still waits for a callback, and today's figures, pushed as SSE."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import RedisError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from directo.models import Call, Callback, Complaint, Customer, utcnow
+from directo.services import Services
+from routing import agents as agent_admin
+from routing.callback_report import flag
+from routing.callbacks import OPEN
+from routing.events import BOARD_CHANNEL
+
+logger = logging.getLogger(__name__)
+
+# "Answered by a person within N seconds": the service level the floor is held to.
+ANSWER_TARGET_SECONDS = 20
+# One web thread per open board: bounded streams hand it back, and the browser reconnects at once.
+LIFETIME_SECONDS = 55.0
+# Presence changes that nobody publishes (a wrap-up running out) still reach the board within this.
+SNAPSHOT_SECONDS = 2.0
+HEARTBEAT_SECONDS = 15.0
+RETRY_MS = 2000
+
+
+@dataclass(frozen=True)
+class Today:
+    """Today's calls, callbacks and complaints (UTC day), loaded once for the figures and the charts."""
+
+    since: datetime
+    calls: list[Any]
+    callbacks: list[Callback]
+    complaints: list[Complaint]
+
+
+def load_today(session: Session, now: datetime | None = None) -> Today:
+    now = now or utcnow()
+    since = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    calls = session.execute(select(Call.started_at, Call.answered_at, Call.outcome, Call.agent_id,
+                                   Call.previous_agent_id, Call.direction).where(Call.started_at >= since)).all()
+    callbacks = session.scalars(select(Callback).where(
+        (Callback.promised_by >= since) | Callback.state.in_(OPEN))).all()
+    complaints = session.scalars(select(Complaint).where(Complaint.flagged_at >= since)
+                                 .options(selectinload(Complaint.messages))).all()
+    return Today(since, list(calls), list(callbacks), list(complaints))
+
+
+def kept(callback: Callback, now: datetime) -> str:
+    """How a promise stands: kept, late (done after the deadline), broken (missed or past due), open or cancelled."""
+    if callback.state == "done":
+        return "kept" if callback.closed_at is not None and callback.closed_at <= callback.promised_by else "late"
+    if callback.state == "cancelled":
+        return "cancelled"
+    if callback.state == "missed" or now > callback.promised_by:
+        return "broken"
+    return "open"
+
+
+def _share(part: int, whole: int) -> dict[str, Any]:
+    return {"count": part, "of": whole, "percent": round(100 * part / whole) if whole else None}
+
+
+def figures(today: Today, now: datetime) -> dict[str, Any]:
+    inbound = [c for c in today.calls if c.direction == "inbound" and c.outcome not in ("routing", "ringing")]
+    fast = [c for c in inbound if c.answered_at is not None
+            and (c.answered_at - c.started_at).total_seconds() <= ANSWER_TARGET_SECONDS]
+    known = [c for c in inbound if c.outcome == "answered" and c.previous_agent_id is not None]
+    promises = [kept(cb, now) for cb in today.callbacks if cb.promised_by >= today.since]
+    decided = [p for p in promises if p in ("kept", "late", "broken")]
+    acknowledged = [c for c in today.complaints if c.spoken_at is not None
+                    and any(m.state == "delivered" for m in c.messages)]
+    return {
+        "answer_target": ANSWER_TARGET_SECONDS,
+        "answered_fast": _share(len(fast), len(inbound)),
+        "previous_agent": _share(sum(c.agent_id == c.previous_agent_id for c in known), len(known)),
+        "callbacks_on_time": _share(decided.count("kept"), len(decided)),
+        "complaints_acknowledged": _share(len(acknowledged), len(today.complaints)),
+        "calls": len(inbound),
+    }
+
+
+def _on_calls(session: Session, live: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Who each busy agent is talking to: the caller's name or number, for calls and for callbacks."""
+    sids = [s["call"] for s in live.values() if s.get("call") and not s["call"].startswith("callback:")]
+    callbacks = [int(s["call"].split(":", 1)[1]) for s in live.values()
+                 if (s.get("call") or "").startswith("callback:") and s["call"].split(":", 1)[1].isdigit()]
+    who: dict[str, str] = {}
+    if sids:
+        for sid, caller, name in session.execute(select(Call.call_sid, Call.caller, Customer.name).outerjoin(
+                Customer, Customer.id == Call.customer_id).where(Call.call_sid.in_(sids))):
+            who[sid] = name or caller or "withheld number"
+    if callbacks:
+        for cb_id, phone, name in session.execute(select(Callback.id, Callback.phone, Customer.name).outerjoin(
+                Customer, Customer.id == Callback.customer_id).where(Callback.id.in_(callbacks))):
+            who[f"callback:{cb_id}"] = f"callback to {name or phone}"
+    return who
+
+
+def snapshot(svc: Services) -> dict[str, Any]:
+    """The whole board as JSON: the page renders it first and replaces it with each pushed one."""
+    now = utcnow()
+    views = agent_admin.list_agents(svc)
+    live = svc.presence.states()
+    with svc.db.session() as session:
+        who = _on_calls(session, live)
+        today = load_today(session, now)
+        waiting = session.execute(select(func.count(), func.min(Callback.promised_by))
+                                  .where(Callback.state.in_(OPEN))).one()
+    agents = []
+    for view in views:
+        if view.status == "inactive":
+            continue
+        state = live.get(view.identity, {})
+        call = view.call
+        agents.append({"identity": view.identity, "name": view.name, "status": view.status, "call": call,
+                       "with": who.get(call or ""), "since": float(state.get("since") or 0) or None,
+                       "until": float(state.get("until") or 0) or None})
+    oldest = waiting[1]
+    return {
+        "agents": agents,
+        "waiting_callbacks": waiting[0],
+        "oldest_promise": oldest.isoformat() if oldest else None,
+        "oldest_flag": flag("queued", oldest, now) if oldest else None,
+        "figures": figures(today, now),
+    }
+
+
+def stream(svc: Services, lifetime: float = LIFETIME_SECONDS) -> Iterator[str]:
+    """Push a fresh snapshot when the router publishes anything, and at least every SNAPSHOT_SECONDS if changed."""
+    pubsub = svc.redis.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(BOARD_CHANNEL)
+        yield f"retry: {RETRY_MS}\n\n"
+        started = last_sent = last_look = time.monotonic()
+        shown: dict[str, Any] | None = None
+        while time.monotonic() - started < lifetime:
+            current = snapshot(svc)
+            if current != shown:
+                shown, last_sent = current, time.monotonic()
+                yield f"event: board\ndata: {json.dumps({**current, 'server_time': time.time()})}\n\n"
+            elif time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
+                last_sent = time.monotonic()
+                yield ": heartbeat\n\n"
+            last_look = time.monotonic()
+            # Wait for the router's next event, but no longer than the snapshot period.
+            while time.monotonic() - last_look < SNAPSHOT_SECONDS:
+                if pubsub.get_message(timeout=0.5) is not None:
+                    break
+        yield "event: reconnect\ndata: {}\n\n"
+    except (RedisError, OSError, ValueError):
+        logger.warning("supervisor board stream lost Redis")
+    finally:
+        pubsub.close()
