@@ -38,7 +38,8 @@ def complaints() -> None:
 
 @complaints.command("flag")
 @click.argument("call_sid")
-@click.option("--by", "flagged_by", required=True, help="Who is flagging it (recorded in the audit log).")
+@click.option("--by", "flagged_by", default="back-office", show_default=True,
+              help="Who is flagging it (recorded in the audit log).")
 @click.option("--summary", default="", help="What the complaint is about.")
 def complaints_flag(call_sid: str, flagged_by: str, summary: str) -> None:
     """Flag CALL_SID as a complaint (as a supervisor): the reference is issued and texted to the caller."""

@@ -16,7 +16,8 @@ def resume_pending(svc: Services) -> int:
     """Re-queue what a lost job (Redis outage, worker killed) left undone; jobs already queued are not doubled."""
     base = svc.config.public_base_url
     status_url = f"{base}/voice/complaints/sms-status" if base else None
-    queued = sum(sms.enqueue_send(svc, complaint_id, status_url) for complaint_id in sms.unsent(svc))
+    queued = sum(sms.enqueue_send(svc, complaint_id, status_url, attempt=attempt)
+                 for complaint_id, attempt in sms.unsent(svc))
     with svc.db.session() as session:
         pending = session.scalars(select(Recording.id).where(Recording.state == "pending",
                                                              Recording.source_url != "")).all()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from redis import RedisError
 from rq import Retry
 from sqlalchemy import select
+from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageInstance
 from twilio.twiml.voice_response import VoiceResponse
 
 from directo.jobs import current_services
@@ -24,6 +27,8 @@ logger = logging.getLogger(__name__)
 # REST refusals (429/5xx, network) are retried by RQ; a message the carrier did not deliver is sent again.
 SEND_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 300, 900, 1800, 3600])
 MAX_MESSAGES = 5
+# A message still pending this long after its job last touched it has lost that job (a worker killed mid-send).
+STALE = timedelta(minutes=2)
 RESEND_AFTER = [60, 300, 900, 3600]
 IN_FLIGHT = ("accepted", "sent")
 # Twilio's MessageStatus → our state; statuses only move forward (callbacks may arrive out of order).
@@ -32,11 +37,11 @@ STATES = {"queued": "accepted", "accepted": "accepted", "scheduled": "accepted",
 RANK = {"pending": 0, "accepted": 1, "sent": 2, "undelivered": 3, "failed": 3, "delivered": 4}
 
 
-def enqueue_send(svc: Services, complaint_id: int, status_url: str | None, delay: int = 0) -> bool:
+def enqueue_send(svc: Services, complaint_id: int, status_url: str | None, delay: int = 0, attempt: int = 0) -> bool:
     """False when Redis is unreachable: the complaint is kept, and the sweep (`resume_pending`) sends it later."""
+    job_id = f"complaint-sms-{complaint_id}" + (f"-after-{attempt}" if attempt else "")
     try:
-        return enqueue_once(svc.queue, f"complaint-sms-{complaint_id}", send_sms, complaint_id, status_url,
-                            delay=delay, retry=SEND_RETRY)
+        return enqueue_once(svc.queue, job_id, send_sms, complaint_id, status_url, delay=delay, retry=SEND_RETRY)
     except RedisError:
         logger.exception("complaint %s: could not queue its SMS; the sweep will", complaint_id)
         return False
@@ -55,14 +60,19 @@ def send_sms(complaint_id: int, status_url: str | None) -> str | None:
                                  body=sms_body(complaint.language, complaint.reference))
             session.add(message)
             session.flush()
+        tried_before = message.attempts > 0
         message.attempts += 1
         message_id, to, body, reference = message.id, message.to, message.body, complaint.reference
+        since = message.created_at
     config = svc.config
     try:
         if not config.twilio_caller_id:
             raise RuntimeError("TWILIO_CALLER_ID is not set: there is no number to send the SMS from")
-        extra = {"status_callback": status_url} if status_url else {}
-        sent = twilio_client(config).messages.create(to=to, from_=config.twilio_caller_id, body=body, **extra)
+        client = twilio_client(config)
+        sent = _sent_by_a_lost_job(client, to, body, since) if tried_before else None
+        if sent is None:
+            extra = {"status_callback": status_url} if status_url else {}
+            sent = client.messages.create(to=to, from_=config.twilio_caller_id, body=body, **extra)
     except Exception as error:
         logger.exception("complaint %s: SMS %s not accepted", reference, message_id)
         _not_accepted(svc, message_id, error)
@@ -74,7 +84,19 @@ def send_sms(complaint_id: int, status_url: str | None) -> str | None:
         message.last_error = None
         audit.append(session, "sms-accepted", {"reference": reference, "message_sid": sent.sid, "to": to},
                      complaint_id)
+        if message.state in ("delivered", "undelivered", "failed"):  # its delivery report went to nobody
+            audit.append(session, f"sms-{message.state}", {"reference": reference, "message_sid": sent.sid,
+                                                          "error_code": None}, complaint_id)
     return sent.sid
+
+
+def _sent_by_a_lost_job(client: Client, to: str, body: str, since: datetime) -> MessageInstance | None:
+    """A worker that died inside messages.create may have sent it: ask Twilio before texting the customer twice."""
+    for message in client.messages.list(to=to, limit=20):
+        if message.body == body and message.date_created and message.date_created >= since - timedelta(seconds=5):
+            logger.warning("SMS %s to %s was sent by a job that died; adopting it", message.sid, to)
+            return message
+    return None
 
 
 def needs_message(complaint: Complaint) -> bool:
@@ -125,10 +147,20 @@ def message_status(unit: Unit, svc: Services, form: Mapping[str, str], status_ur
     return VoiceResponse()
 
 
-def unsent(svc: Services) -> list[int]:
-    """Complaints whose reference still needs a message and has none queued: for the periodic sweep."""
+def unsent(svc: Services) -> list[tuple[int, int]]:
+    """(complaint, attempt) for every reference that still needs a message and whose job is not alive.
+
+    A pending message untouched for STALE lost its job (a killed worker): it is resumed too, under a job id
+    of its own, since the dead job may still look 'started' to RQ.
+    """
+    stale = utcnow() - STALE
     with svc.db.session() as session:
         complaints = session.scalars(
             select(Complaint).where(Complaint.phone.is_not(None)).order_by(Complaint.id)
         ).all()
-        return [c.id for c in complaints if needs_message(c) and not any(m.state == "pending" for m in c.messages)]
+        found = []
+        for complaint in complaints:
+            pending = [m for m in complaint.messages if m.state == "pending"]
+            if needs_message(complaint) and all(m.updated_at < stale for m in pending):
+                found.append((complaint.id, max((m.attempts for m in pending), default=0)))
+        return found

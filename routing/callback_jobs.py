@@ -10,13 +10,13 @@ import logging
 from datetime import datetime, timedelta
 
 from rq import Retry
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from directo.jobs import current_services
 from directo.models import Agent, Call, Callback, utcnow
 from directo.services import Services
 from directo.twilio_client import twilio_client
-from routing.callbacks import dispatch, requeue, reservation_key
+from routing.callbacks import attempt_call, dispatch, requeue, reservation_key
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,10 @@ def _adopt(svc: Services, callback_id: int, call_sid: str, agent_id: int, now: d
     """Record the outbound call: the callback knows its call, and the call log shows the attempt."""
     with svc.db.session() as session:
         callback = session.get(Callback, callback_id)
+        if callback.current_call_sid == call_sid:  # the agent's answer recorded it already
+            return
         callback.current_call_sid = call_sid
-        session.execute(insert(Call).values(
-            call_sid=call_sid, direction="callback", from_raw=callback.phone, caller=callback.phone,
-            customer_id=callback.customer_id, language=callback.language, agent_id=agent_id,
-            previous_agent_id=callback.preferred_agent_id, dial_attempts=callback.attempts, started_at=now,
-            outcome="ringing", callback_id=callback_id,
-        ))
+        session.add(attempt_call(callback, call_sid, agent_id, now))
 
 
 def _give_back(svc: Services, callback_id: int, identity: str, error: str) -> None:

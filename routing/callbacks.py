@@ -168,6 +168,16 @@ def _dispatch_round(svc: Services, only: str | None, now: datetime) -> tuple[lis
     return handed, contended
 
 
+def attempt_call(callback: Callback, call_sid: str, agent_id: int, now: datetime) -> Call:
+    """The call log's row for one agent-first attempt at a callback."""
+    return Call(
+        call_sid=call_sid, direction="callback", from_raw=callback.phone, caller=callback.phone,
+        customer_id=callback.customer_id, language=callback.language, agent_id=agent_id,
+        previous_agent_id=callback.preferred_agent_id, dial_attempts=callback.attempts, started_at=now,
+        outcome="ringing", callback_id=callback.id,
+    )
+
+
 def requeue(callback: Callback, *, due_at: datetime, error: str | None) -> None:
     """Back to the queue at its original place (queued_at is kept), to be due again at `due_at`."""
     callback.state = "queued"

@@ -8,11 +8,14 @@ import random
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
+from redis import Redis
+from rq import Worker
 
 from directo.cli import main
 from directo.config import Config
@@ -58,6 +61,11 @@ def worker(config: Config, live_server) -> Iterator[None]:
                DEFAULT_LANGUAGE=config.default_language, TWILIO_CALLER_ID=config.twilio_caller_id,
                PUBLIC_BASE_URL=live_server.url)
     process = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env)
+    connection = Redis.from_url(config.redis_url)
+    deadline = time.monotonic() + 30
+    while not Worker.all(connection=connection):  # listening before the first call, however busy the machine
+        assert process.poll() is None and time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.1)
     yield
     process.terminate()
     process.wait(timeout=30)
@@ -65,7 +73,7 @@ def worker(config: Config, live_server) -> Iterator[None]:
 
 def _options(live_server, twilio_port: int, **values) -> Options:
     return Options(base_url=live_server.url, twilio_port=twilio_port, time_scale=SCALE, habits=QUICK,
-                   settle_seconds=10, **values)
+                   settle_seconds=30, **values)  # an upper bound: a quiet machine settles in a few seconds
 
 
 def test_a_behaviour_factory_is_asked_afresh_for_every_leg() -> None:

@@ -11,7 +11,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from directo.models import Agent, Callback, Customer, Recording
 from recordings.jobs import enqueue_fetch
-from routing.callbacks import dispatch, requeue, reservation_key
+from routing.callbacks import attempt_call, dispatch, requeue, reservation_key
 from voice import twiml
 from voice.calls import ANSWERED, CallFlow
 from voice.media import playable_url
@@ -66,8 +66,12 @@ class CallbackFlow(CallFlow):
         self._live(lambda: self.svc.presence.transition(agent.identity, "busy", expect_call=key, call=key))
         callback.attempts += 1
         call = self._call(form["CallSid"])
-        if call is not None:
-            self._event(call.id, "callback-agent-answered", {"agent": agent.identity, "attempt": callback.attempts})
+        if call is None:  # placed by a job that died before recording it: Twilio says it is ours, so adopt it
+            callback.current_call_sid = form["CallSid"]
+            call = attempt_call(callback, form["CallSid"], agent.id, self.now)
+            self.session.add(call)
+            self.session.flush()
+        self._event(call.id, "callback-agent-answered", {"agent": agent.identity, "attempt": callback.attempts})
         customer = self.session.get(Customer, callback.customer_id) if callback.customer_id else None
         return twiml.whisper_and_dial(
             agent.languages[0] if agent.languages else self.config.default_language,

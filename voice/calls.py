@@ -284,9 +284,9 @@ class CallFlow:
             until = self.now.timestamp() + wrapup
             moved = self._live(lambda: self.svc.presence.transition(identity, "wrapup", expect_call=holding,
                                                                     until=until))
-            if moved:
+            if moved:  # RQ schedules to the whole second, rounding down: a second more never runs before the end
                 self.unit.after_commit.append(
-                    lambda: self.svc.queue.enqueue_in(timedelta(seconds=wrapup), dispatch_callbacks))
+                    lambda: self.svc.queue.enqueue_in(timedelta(seconds=wrapup + 1), dispatch_callbacks))
             return bool(moved)
         moved = self._live(lambda: self.svc.presence.transition(identity, "available", expect_call=holding,
                                                                 since=self.now.timestamp()))

@@ -287,7 +287,7 @@ class RestApi:
         return call
 
     def create_call(self) -> Any:
-        time.sleep(self.network.faults.take_call_delay())  # the call is still created, however long the client waited
+        time.sleep(self.network.faults.take_delay("Calls"))  # the call is still made, however long the client waits
         form = self._params(CALL_CREATE_PARAMS)
         to, from_ = form.get("To", "").strip(), form.get("From", "").strip()
         if not to:
@@ -536,6 +536,7 @@ class RestApi:
         }
 
     def create_message(self) -> Any:
+        time.sleep(self.network.faults.take_delay("Messages"))  # still sent, however long the client waits
         refusal = self.network.faults.take_refusal()
         if refusal is not None:
             messages = {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}

@@ -35,7 +35,7 @@ class Faults:
         self._refusals: list[Refusal] = []
         self._corruptions: list[str] = []
         self._undeliveries: list[Undelivery] = []
-        self._call_delays: list[float] = []
+        self._delays: dict[str, list[float]] = {"Calls": [], "Messages": []}
 
     def refuse_messages(self, count: int = 1, status: int = 503) -> None:
         """Make the next `count` Messages POSTs fail with 429, 500 or 503 and Twilio's error body."""
@@ -58,14 +58,15 @@ class Faults:
         with self._lock:
             self._undeliveries.extend([Undelivery(status, error_code)] * count)
 
-    def delay_calls(self, seconds: float, count: int = 1) -> None:
-        """Make the next `count` Calls POSTs take `seconds` real seconds before Twilio answers (a slow API)."""
+    def delay(self, resource: str, seconds: float, count: int = 1) -> None:
+        """Make the next `count` POSTs creating Calls or Messages take `seconds` before Twilio answers."""
         with self._lock:
-            self._call_delays.extend([seconds] * count)
+            self._delays[resource].extend([seconds] * count)
 
-    def take_call_delay(self) -> float:
+    def take_delay(self, resource: str) -> float:
         with self._lock:
-            return self._call_delays.pop(0) if self._call_delays else 0.0
+            pending = self._delays[resource]
+            return pending.pop(0) if pending else 0.0
 
     def take_refusal(self) -> Refusal | None:
         with self._lock:
