@@ -40,8 +40,14 @@ def services() -> Iterator[Services]:
         svc.close()
 
 
-def _fail(message: str) -> None:
-    raise click.ClickException(message)
+@contextmanager
+def agent_services() -> Iterator[Services]:
+    """Services for an agent command: a request the agent rules refuse becomes a clear message and exit 1."""
+    with services() as svc:
+        try:
+            yield svc
+        except agent_admin.AgentError as error:
+            raise click.ClickException(str(error)) from error
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -147,13 +153,10 @@ def agent() -> None:
 def agent_add(identity: str, name: str, languages: tuple[str, ...], phone: str | None, role: str,
               password: str | None) -> None:
     """Add an agent; without --phone they are reached as a softphone (Twilio Client) IDENTITY."""
-    with services() as svc:
-        try:
-            added = agent_admin.add_agent(svc, identity, name, list(languages), phone, role)
-            if password is not None:
-                agent_admin.set_password(svc, identity, password)
-        except agent_admin.AgentError as error:
-            _fail(str(error))
+    with agent_services() as svc:
+        added = agent_admin.add_agent(svc, identity, name, list(languages), phone, role)
+        if password is not None:
+            agent_admin.set_password(svc, identity, password)
         reach = added.phone or f"client:{added.identity}"
         click.echo(f"added {added.identity} ({added.name}; {', '.join(added.languages)}; {reach}), offline")
 
@@ -163,11 +166,8 @@ def agent_add(identity: str, name: str, languages: tuple[str, ...], phone: str |
 @click.argument("status", type=click.Choice(agent_admin.SETTABLE))
 def agent_status(identity: str, status: str) -> None:
     """Set an agent available, away or offline."""
-    with services() as svc:
-        try:
-            agent_admin.set_status(svc, identity, status)
-        except agent_admin.AgentError as error:
-            _fail(str(error))
+    with agent_services() as svc:
+        agent_admin.set_status(svc, identity, status)
         click.echo(f"{identity} is {status}")
 
 
@@ -176,11 +176,8 @@ def agent_status(identity: str, status: str) -> None:
 @click.password_option(help="The new password (asked twice when not given).")
 def agent_password(identity: str, password: str) -> None:
     """Set the password an agent logs in to the agent page with (stored hashed)."""
-    with services() as svc:
-        try:
-            agent_admin.set_password(svc, identity, password)
-        except agent_admin.AgentError as error:
-            _fail(str(error))
+    with agent_services() as svc:
+        agent_admin.set_password(svc, identity, password)
         click.echo(f"password set for {identity}")
 
 
