@@ -26,6 +26,8 @@ OPEN = ("queued", "reserved", "dialing")
 DISPATCH_WINDOW = 200
 # Answered calls whose handling time makes the estimate: recent enough to reflect today's pace.
 HANDLING_SAMPLE = 50
+# Dispatch rounds while races are lost: a briefly held agent is offered again; the sweep catches the rest.
+_ROUNDS = 3
 
 
 def reservation_key(callback_id: int) -> str:
@@ -115,8 +117,6 @@ def dispatch(svc: Services, *, only: str | None = None, now: datetime | None = N
             break
     return handed
 
-
-_ROUNDS = 3
 
 
 def _dispatch_round(svc: Services, only: str | None, now: datetime) -> tuple[list[int], bool]:

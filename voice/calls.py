@@ -199,7 +199,7 @@ class CallFlow:
         pop = {"call_sid": sid, "call_id": call_id, "attempt": attempt, **twiml.screen_pop(caller, sid)}
         self.unit.after_commit.append(lambda: events.publish(self.svc.redis, agent.identity, "call-reserved", pop))
         return twiml.connect_agent(
-            twiml.AgentTarget(agent.identity, agent.name, agent.phone),
+            twiml.AgentTarget(agent.identity, agent.phone),
             caller,
             sid,
             action_url=self.url_for("voice.dial_complete", attempt=attempt),
@@ -247,7 +247,7 @@ class CallFlow:
         if not agents and not self.config.fallback_number:
             return twiml.say_and_hang_up(caller.language, "trouble")
         return twiml.ring_everyone(
-            [twiml.AgentTarget(a.identity, a.name, a.phone) for a in agents],
+            [twiml.AgentTarget(a.identity, a.phone) for a in agents],
             caller,
             sid,
             fallback_number=self.config.fallback_number or None,

@@ -19,7 +19,6 @@ class AgentTarget:
     """How an agent is reached: a softphone identity, or a phone number when they have one."""
 
     identity: str
-    name: str
     phone: str | None = None
 
 
