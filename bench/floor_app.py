@@ -1,15 +1,29 @@
-"""The production app plus one trivial signed TwiML endpoint: the floor the webhooks are measured against."""
+"""The production app plus two reference endpoints the webhooks are measured against.
+
+- the floor: a trivial signed TwiML endpoint (signature check plus `<Hangup/>`);
+- the bound: the least any routed call can cost: the floor plus one Redis script (the routing snapshot, the
+  first of the two round trips that the pure policy between snapshot and reservation needs) and the
+  `<Dial>` with the caller's context that a routed call answers with. No database, nothing written.
+"""
 
 from __future__ import annotations
 
-from flask import Response
+import time
+
+from flask import Response, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from voice import create_app
+from routing.directory import CallerContext
+from voice import create_app, twiml
 from voice.auth import csrf
 from voice.signature import twilio_signed
+from voice.webhooks import external_url
 
 app = create_app()
+
+
+def _xml(response: VoiceResponse) -> Response:
+    return Response(str(response), mimetype="text/xml")
 
 
 @app.post("/bench/floor")
@@ -18,4 +32,19 @@ app = create_app()
 def floor() -> Response:
     response = VoiceResponse()
     response.hangup()
-    return Response(str(response), mimetype="text/xml")
+    return _xml(response)
+
+
+@app.post("/bench/bound")
+@csrf.exempt
+@twilio_signed
+def bound() -> Response:
+    presence = current_app.extensions["directo"].presence
+    caller = CallerContext(number=request.form.get("From"), language="es")
+    snapshot, _ = presence.snapshot(caller.language, None, time.time())
+    agent = snapshot.idle[0].identity if snapshot.idle else "nobody"
+    return _xml(twiml.connect_agent(
+        twiml.AgentTarget(agent), caller, request.form["CallSid"],
+        action_url=external_url("voice.dial_complete", attempt=1), agent_status_url=external_url("voice.agent_leg"),
+        timeout=20, caller_id=caller.number,
+    ))
