@@ -110,7 +110,10 @@ def test_two_overlapping_offers_to_one_agent_are_a_violation() -> None:
 
 
 def test_a_day_with_enough_agents_is_answered_by_people(services, live_server, twilio_port, worker) -> None:
-    options = _options(live_server, twilio_port, calls=24, agents=5, concurrency=3, seed=5)
+    # One call at a time: whether a repeat caller's previous agent is free must not hang on how fast this machine
+    # is. With overlapping calls the previous agent was often on another call or in wrap-up at that instant (0 of
+    # 5 repeat calls, run after run, on a fast machine); concurrency has its own test (test_concurrency.py).
+    options = _options(live_server, twilio_port, calls=24, agents=5, concurrency=1, seed=5)
     with Simulation(services, options) as sim:
         summary = sim.run()
     assert not summary.violations, summary.text()
