@@ -128,7 +128,7 @@ def worker(burst: bool) -> None:
     with services() as svc:
         if not burst:
             sweeper.start(svc)
-        Worker([svc.queue], connection=svc.redis).work(burst=burst, with_scheduler=True)
+        Worker([svc.queue.name], connection=svc.blocking_redis()).work(burst=burst, with_scheduler=True)
 
 
 @main.command()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from redis import Redis
+from redis import ConnectionPool, Redis
 from rq import Queue
 
 from directo.config import Config
@@ -49,6 +49,18 @@ class Services:
     @cached_property
     def queue(self) -> Queue:
         return Queue("directo", connection=self.redis)
+
+    def blocking_redis(self) -> Redis:
+        """A connection of its own for RQ's worker, which blocks for minutes on Redis waiting for the next job.
+
+        The shared connection's short read timeout (there so a webhook falls back fast when Redis is gone) cuts
+        such a wait short; RQ takes that for a lost Redis and backs off, 1, 2, 4... up to 60 s, before it listens
+        again, so a callback or an SMS queued meanwhile would wait that long. On a connection with no read
+        timeout of its own, RQ sets one that outlasts its wait.
+        """
+        pool = self.redis.connection_pool
+        settings = {key: value for key, value in pool.connection_kwargs.items() if key != "socket_timeout"}
+        return Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class, **settings))
 
     def close(self) -> None:
         self.db.dispose()

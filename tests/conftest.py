@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
+from rq import Worker
 from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
@@ -98,6 +101,27 @@ def _clean(database_url: str, redis_url: str) -> None:
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
     Redis.from_url(redis_url).flushdb()
+
+
+def worker_env(config: Config, **extra: str) -> dict[str, str]:
+    """The environment of a real `directo worker` process serving the app under test (`extra` overrides)."""
+    return dict(
+        os.environ,
+        DATABASE_URL=config.database_url, REDIS_URL=config.redis_url, DIRECTO_DATA_DIR=config.data_dir,
+        RECORDINGS_DIR=config.recordings_dir, TWILIO_ACCOUNT_SID=config.twilio_account_sid,
+        TWILIO_AUTH_TOKEN=config.twilio_auth_token, TWILIO_API_BASE_URL=config.twilio_api_base_url,
+        TWILIO_CALLER_ID=config.twilio_caller_id, WRAPUP_SECONDS=str(config.wrapup_seconds),
+        DEFAULT_LANGUAGE=config.default_language, PUBLIC_BASE_URL=config.public_base_url,
+    ) | extra
+
+
+def wait_until_listening(process: subprocess.Popen, redis_url: str, timeout: float = 30) -> None:
+    """Block until a started `directo worker` has registered with RQ, however busy the machine."""
+    connection = Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    while not Worker.all(connection=connection):
+        assert process.poll() is None and time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
+from conftest import worker_env
 from sqlalchemy import update
 from test_callbacks import callback_for, waiting_callback_and_ana
 
@@ -23,22 +24,11 @@ def kill_worker(worker: subprocess.Popen) -> None:
     worker.wait(timeout=10)
 
 
-def worker_env(cc) -> dict[str, str]:
-    config = cc.services.config
-    return dict(
-        os.environ,
-        DATABASE_URL=config.database_url, REDIS_URL=config.redis_url, DIRECTO_DATA_DIR=config.data_dir,
-        TWILIO_ACCOUNT_SID=config.twilio_account_sid, TWILIO_AUTH_TOKEN=config.twilio_auth_token,
-        TWILIO_API_BASE_URL=config.twilio_api_base_url, TWILIO_CALLER_ID=config.twilio_caller_id,
-        PUBLIC_BASE_URL=config.public_base_url,
-    )
-
-
 def test_worker_killed_while_placing_a_callback_loses_nothing_and_rings_once(callcenter) -> None:
     cc = callcenter
     waiting_callback_and_ana(cc)
     cc.standin.faults.delay("Calls", 3.0)  # Twilio is slow: the job is inside the REST request when it dies
-    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=worker_env(cc),
+    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=worker_env(cc.services.config),
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         admin.set_status(cc.services, "ana", "available")

@@ -6,10 +6,10 @@ import subprocess
 import sys
 from datetime import timedelta
 
-from conftest import TwilioWebhooks
+from conftest import TwilioWebhooks, worker_env
 from sqlalchemy import select, update
 from test_callbacks import add_agent
-from test_callbacks_durability import kill_worker, worker_env
+from test_callbacks_durability import kill_worker
 from test_incoming import dial_of
 
 from directo.models import SmsMessage, utcnow
@@ -36,7 +36,7 @@ def test_worker_killed_while_sending_the_reference_loses_nothing_and_texts_once(
     cc.standin.faults.delay("Messages", 3.0)  # Twilio is slow: the job is inside messages.create when it dies
     flagged = flag(cc.services, "CA-complaint", "ana", summary="Cobro indebido",
                    status_url=cc.url + "/voice/complaints/sms-status")
-    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=worker_env(cc),
+    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=worker_env(cc.services.config),
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         cc.until(lambda: any(m.attempts for m in messages(cc.services)), jobs=False, timeout=30)

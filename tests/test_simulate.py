@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-from redis import Redis
-from rq import Worker
+from conftest import wait_until_listening, worker_env
 
 from directo.cli import main
 from directo.config import Config
@@ -54,18 +51,9 @@ def config(config: Config, twilio_port: int) -> Config:
 @pytest.fixture
 def worker(config: Config, live_server) -> Iterator[None]:
     """A real `directo worker` with its scheduler, as `directo run` starts one: callback and SMS jobs run."""
-    env = dict(os.environ, DATABASE_URL=config.database_url, REDIS_URL=config.redis_url,
-               DIRECTO_DATA_DIR=config.data_dir, RECORDINGS_DIR=config.recordings_dir,
-               TWILIO_AUTH_TOKEN=config.twilio_auth_token, TWILIO_ACCOUNT_SID=config.twilio_account_sid,
-               TWILIO_API_BASE_URL=config.twilio_api_base_url, WRAPUP_SECONDS=str(config.wrapup_seconds),
-               DEFAULT_LANGUAGE=config.default_language, TWILIO_CALLER_ID=config.twilio_caller_id,
-               PUBLIC_BASE_URL=live_server.url)
-    process = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env)
-    connection = Redis.from_url(config.redis_url)
-    deadline = time.monotonic() + 30
-    while not Worker.all(connection=connection):  # listening before the first call, however busy the machine
-        assert process.poll() is None and time.monotonic() < deadline, "the worker did not start"
-        time.sleep(0.1)
+    process = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"],
+                               env=worker_env(config, PUBLIC_BASE_URL=live_server.url))
+    wait_until_listening(process, config.redis_url)  # listening before the first call
     yield
     process.terminate()
     process.wait(timeout=30)
