@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from directo.config import SUPPORTED_LANGUAGES
-from directo.models import Agent, utcnow
+from directo.models import Agent, Call, Callback, utcnow
 from directo.services import Services
-from routing.callbacks import dispatch
+from routing.callbacks import dispatch, reservation_key
 from routing.directory import normalise_number
 
+logger = logging.getLogger(__name__)
 IDENTITY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SETTABLE = ("available", "away", "offline")
 ON_A_CALL = ("reserved", "busy")
 ROLES = ("agent", "supervisor")
 MIN_PASSWORD = 8
+# Twilio ends any call after four hours unless told otherwise (the <Dial> timeLimit default).
+LONGEST_CALL = timedelta(hours=4)
 _DUMMY_HASH = generate_password_hash("not-a-password")
 
 
@@ -116,17 +121,68 @@ def check_password(svc: Services, identity: str, password: str) -> Agent | None:
 
 
 def restore_presence(svc: Services) -> int:
-    """After Redis lost its data, put every agent back as they asked to be (available agents start idle now)."""
-    restored = 0
+    """After Redis lost its data (a restart without persistence, a failover to a blank replica), put presence back.
+
+    Presence lives only in Redis; without it every caller would be promised a callback while agents sat
+    'available' on their pages. The database keeps each agent's chosen status and the calls in progress, so an
+    agent talking to someone comes back on that call (its end starts their wrap-up as usual) and the rest as they
+    asked to be, available ones idle from now. Agents Redis still knows are left alone, and no transition here
+    can overwrite a call reserved meanwhile (each expects the agent to hold none).
+    """
+    now = utcnow()
     with svc.db.session() as session:
-        for agent in session.scalars(select(Agent).where(Agent.active.is_(True))):
-            if svc.presence.known(agent.identity):
-                continue
-            svc.presence.register(agent)
-            if agent.status != "offline":
-                svc.presence.transition(agent.identity, agent.status, since=utcnow().timestamp())
-            restored += 1
+        agents = session.scalars(select(Agent).where(Agent.active.is_(True))).all()
+        engaged = _engaged(session, svc.config.ring_timeout_seconds, now)
+    restored = 0
+    for agent in agents:
+        if svc.presence.known(agent.identity):
+            continue
+        svc.presence.register(agent)
+        if agent.id in engaged:
+            status, call = engaged[agent.id]
+            svc.presence.transition(agent.identity, status, expect_call="", call=call)
+        elif agent.status != "offline":
+            svc.presence.transition(agent.identity, agent.status, expect_call="", since=now.timestamp())
+        restored += 1
+    svc.presence.mark_loaded()
     return restored
+
+
+def ensure_presence(svc: Services) -> bool:
+    """Put presence back if Redis lost it since it was last loaded; True when it had to."""
+    if svc.presence.loaded():
+        return False
+    restored = restore_presence(svc)
+    if restored:
+        logger.warning("Redis had lost the agents' presence: %d agents put back from the database", restored)
+    return True
+
+
+def _engaged(session: Session, ring_seconds: int, now: datetime) -> dict[int, tuple[str, str]]:
+    """Agent id -> (presence status, what they hold) for the calls and callbacks the database says are under way.
+
+    An unanswered ring lasts at most the ring timeout and a Twilio call at most four hours, so older records
+    whose end never arrived do not hold an agent forever.
+    """
+    ringing_since = now - timedelta(seconds=ring_seconds + 60)
+    engaged: dict[int, tuple[str, str]] = {}
+    calls = session.execute(
+        select(Call.agent_id, Call.call_sid, Call.answered_at)
+        .where(Call.agent_id.is_not(None), Call.ended_at.is_(None),
+               or_(and_(Call.outcome == "ringing", Call.started_at >= ringing_since),
+                   and_(Call.outcome == "answered", Call.answered_at >= now - LONGEST_CALL)))
+        .order_by(Call.started_at)
+    )
+    for agent_id, call_sid, answered_at in calls:
+        engaged[agent_id] = ("busy" if answered_at is not None else "reserved", call_sid)
+    callbacks = session.execute(
+        select(Callback.agent_id, Callback.id, Callback.state)
+        .where(Callback.agent_id.is_not(None), Callback.state.in_(("reserved", "dialing")),
+               Callback.due_at >= now - LONGEST_CALL)
+    )
+    for agent_id, callback_id, state in callbacks:
+        engaged[agent_id] = ("busy" if state == "dialing" else "reserved", reservation_key(callback_id))
+    return engaged
 
 
 def list_agents(svc: Services) -> list[AgentView]:

@@ -16,6 +16,7 @@ from directo.jobs import current_services
 from directo.models import Agent, Call, Callback, utcnow
 from directo.services import Services
 from directo.twilio_client import twilio_client
+from routing.agents import ensure_presence
 from routing.callbacks import attempt_call, dispatch, requeue, reservation_key
 
 logger = logging.getLogger(__name__)
@@ -122,8 +123,9 @@ def dispatch_callbacks() -> list[int]:
 
 
 def sweep() -> dict[str, int]:
-    """The periodic safety net: wrap-ups ended, callbacks due, and work a dead worker left half-done."""
+    """The periodic safety net: presence Redis lost, wrap-ups ended, callbacks due, and work a dead worker left."""
     svc = current_services()
+    ensure_presence(svc)  # before dispatching: agents Redis forgot would look as if nobody were at work
     now = utcnow()
     recovered = _recover_stalled(svc, now)
     handed = dispatch(svc, now=now)

@@ -120,6 +120,13 @@ class Presence:
         pipe.sadd(f"{self.prefix}agents", identity)
         pipe.execute()
 
+    def loaded(self) -> bool:
+        """Whether presence was loaded from the database since Redis last lost its data (the key goes with it)."""
+        return bool(self.redis.exists(f"{self.prefix}loaded"))
+
+    def mark_loaded(self) -> None:
+        self.redis.set(f"{self.prefix}loaded", "1")
+
     def known(self, identity: str) -> bool:
         return bool(self.redis.exists(self._key(identity)))
 

@@ -17,6 +17,7 @@ from directo.models import Agent, Call, CallEvent, Customer, utcnow
 from directo.services import Services
 from recordings.acknowledgement import acknowledgement_twiml
 from routing import events
+from routing.agents import ensure_presence
 from routing.callback_jobs import dispatch_callbacks
 from routing.callbacks import close_for_customer, dispatch, open_callback, queue_callback
 from routing.directory import CallerContext, ensure_customer, find, lookup, normalise_number
@@ -65,6 +66,8 @@ def plan_incoming(svc: Services, form: Mapping[str, str]) -> IncomingPlan:
     profile = CallerProfile(caller.language, caller.previous_agent, frozenset())
     try:
         agent = route(svc.presence, form["CallSid"], profile, at.timestamp()).agent
+        if agent is None and ensure_presence(svc):  # Redis came back without the agents: put them back first
+            agent = route(svc.presence, form["CallSid"], profile, at.timestamp()).agent
     except RedisError:
         logger.exception("call %s: live state unreachable, ringing every agent instead", form["CallSid"])
         return IncomingPlan(caller, None, True, at)
