@@ -55,6 +55,8 @@ class Config:
     callback_max_attempts: int = 3
     callback_retry_minutes: int = 3
     sweep_seconds: int = 10
+    # Exactly-once receipts only matter while Twilio may still redeliver (seconds); kept a week for inquiries.
+    webhook_receipt_days: int = 7
     recording_format: str = "mp3"
     recording_sample_rate: int = 8000
     fallback_number: str = ""
@@ -87,6 +89,7 @@ class Config:
             callback_max_attempts=int(env.get("CALLBACK_MAX_ATTEMPTS", cls.callback_max_attempts)),
             callback_retry_minutes=int(env.get("CALLBACK_RETRY_MINUTES", cls.callback_retry_minutes)),
             sweep_seconds=int(env.get("SWEEP_SECONDS", cls.sweep_seconds)),
+            webhook_receipt_days=int(env.get("WEBHOOK_RECEIPT_DAYS", cls.webhook_receipt_days)),
             recording_format=env.get("RECORDING_FORMAT", cls.recording_format).lower(),
             recording_sample_rate=int(env.get("RECORDING_SAMPLE_RATE", cls.recording_sample_rate)),
             fallback_number=env.get("FALLBACK_NUMBER", ""),

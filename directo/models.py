@@ -147,7 +147,7 @@ class WebhookReceipt(Base):
     """One row per (CallSid, event) Twilio delivered: a redelivery replays the stored answer."""
 
     __tablename__ = "webhook_receipts"
-    __table_args__ = (UniqueConstraint("call_sid", "event"),)
+    __table_args__ = (UniqueConstraint("call_sid", "event"), Index("ix_webhook_receipts_received", "received_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64))

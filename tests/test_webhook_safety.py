@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import ACCOUNT_SID, TwilioWebhooks
-from sqlalchemy import func, select
+from rq import SimpleWorker
+from sqlalchemy import func, select, update
 from test_incoming import add, client_identity, dial_of
 from twilio.request_validator import RequestValidator
 
-from directo.models import Call, CallEvent
-from voice import create_app
+from directo.jobs import use_services
+from directo.models import Call, CallEvent, WebhookReceipt
+from voice import create_app, receipts
 
 
 def calls_count(services) -> int:
@@ -112,3 +115,29 @@ def test_missing_call_sid_is_a_clear_client_error(twilio) -> None:
     answer = twilio.post("/voice/incoming", {"From": "+34600111222"})
     assert answer.status == 400
     assert "CallSid" in answer.body
+
+
+def test_receipts_older_than_the_retention_are_pruned_and_the_calls_stay(services, twilio, monkeypatch) -> None:
+    """Receipts guard against redeliveries, which come within seconds; kept for ever they would only grow."""
+    add(services, "ana")
+    for n in range(6):
+        sid = f"CA{n}"
+        assert client_identity(twilio.incoming(sid, from_=f"+3460000000{n}")) == "ana"
+        twilio.status(sid, "completed")  # the caller hung up while it rang: ana is free for the next one
+    with services.db.session() as session:
+        old = datetime.now(UTC) - timedelta(days=services.config.webhook_receipt_days, minutes=1)
+        session.execute(update(WebhookReceipt).where(WebhookReceipt.call_sid.in_(["CA0", "CA1", "CA2", "CA3"]))
+                        .values(received_at=old))
+        events_before = session.scalar(select(func.count()).select_from(CallEvent))
+    monkeypatch.setattr(receipts, "PRUNE_BATCH", 3)  # several batches, as on a database with months of calls
+    use_services(services)
+    job = services.queue.enqueue(receipts.prune_old_receipts)
+    SimpleWorker([services.queue], connection=services.redis).work(burst=True)
+    assert job.return_value() == 8  # incoming + status for each of the four old calls
+    with services.db.session() as session:
+        left = set(session.scalars(select(WebhookReceipt.call_sid)))
+        assert left == {"CA4", "CA5"}
+        assert session.scalar(select(func.count()).select_from(Call)) == 6
+        assert session.scalar(select(func.count()).select_from(CallEvent)) == events_before
+    assert client_identity(twilio.incoming("CA5", from_="+34600000005")) == "ana"
+    assert calls_count(services) == 6, "a recent redelivery is still answered from its receipt"

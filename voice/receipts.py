@@ -6,11 +6,13 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from directo.db import Database, insert_or_ignore
+from directo.jobs import current_services
 from directo.models import WebhookReceipt, utcnow
 
 logger = logging.getLogger(__name__)
@@ -25,6 +27,10 @@ _ANSWER = (
     .where(WebhookReceipt.id == bindparam("receipt_id"))
     .values(response=bindparam("response"))
 )
+
+
+# Pruning deletes in batches, so SQLite's single write lock is never held for long while calls come in.
+PRUNE_BATCH = 5000
 
 
 @dataclass
@@ -84,3 +90,30 @@ def once(db: Database, call_sid: str, event: str) -> Iterator[Unit | Replay]:
             step()
         except Exception:  # the record is committed; a lost side effect is logged, not raised to Twilio
             logger.exception("after-commit step failed for %s %s", call_sid, event)
+
+
+def prune(db: Database, older_than: datetime) -> int:
+    """Delete receipts received before `older_than`; how many went.
+
+    A receipt guards against Twilio redelivering a webhook, which it does within seconds; past that it is
+    bookkeeping that would grow by several rows per call for ever. The call's own record and timeline stay.
+    """
+    deleted = 0
+    while True:
+        with db.session() as session:
+            oldest = (
+                select(WebhookReceipt.id)
+                .where(WebhookReceipt.received_at < older_than)
+                .order_by(WebhookReceipt.received_at)
+                .limit(PRUNE_BATCH)
+            )
+            count = session.execute(delete(WebhookReceipt).where(WebhookReceipt.id.in_(oldest))).rowcount
+        deleted += count
+        if count < PRUNE_BATCH:
+            return deleted
+
+
+def prune_old_receipts() -> int:
+    """The hourly RQ job (see `directo.sweeper`): prune receipts older than WEBHOOK_RECEIPT_DAYS."""
+    svc = current_services()
+    return prune(svc.db, utcnow() - timedelta(days=svc.config.webhook_receipt_days))
