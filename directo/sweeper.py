@@ -1,5 +1,4 @@
-"""The periodic sweep, started by every worker: Redis locks make one sweep per interval, and one pruning of old
-webhook receipts per hour, for all of them."""
+"""The periodic jobs, started by every worker: a Redis lock per job makes one run per interval for all of them."""
 
 from __future__ import annotations
 
@@ -11,27 +10,31 @@ from redis import RedisError
 from directo.services import Services
 
 logger = logging.getLogger(__name__)
-LOCK = "directo:sweep-lock"
-PRUNE_LOCK = "directo:prune-lock"
+RECONCILE_SECONDS = 60
 PRUNE_SECONDS = 3600
 
 
 def start(svc: Services) -> threading.Thread:
-    """Enqueue `routing.callback_jobs.sweep` every SWEEP_SECONDS, from whichever worker gets the lock first."""
+    """Enqueue each periodic job at its interval, from whichever worker takes that job's lock first."""
     from routing.callback_jobs import sweep
     from voice.receipts import prune_old_receipts
+    from voice.reconcile import reconcile_agents
 
     interval = max(1, svc.config.sweep_seconds)
+    periodic = (
+        ("sweep", interval, sweep),  # callbacks due, wrap-ups ended, lost jobs, presence Redis lost
+        ("reconcile", RECONCILE_SECONDS, reconcile_agents),  # agents held by calls that are over
+        ("prune", PRUNE_SECONDS, prune_old_receipts),  # exactly-once receipts past their use
+    )
 
     def loop() -> None:
         while True:
             try:
-                if svc.redis.set(LOCK, "1", nx=True, ex=interval):
-                    svc.queue.enqueue(sweep, job_timeout=max(60, interval), result_ttl=interval)
-                if svc.redis.set(PRUNE_LOCK, "1", nx=True, ex=PRUNE_SECONDS):
-                    svc.queue.enqueue(prune_old_receipts, job_timeout=600, result_ttl=PRUNE_SECONDS)
+                for name, every, job in periodic:
+                    if svc.redis.set(f"directo:{name}-lock", "1", nx=True, ex=every):
+                        svc.queue.enqueue(job, job_timeout=max(60, min(every, 600)), result_ttl=every)
             except RedisError:
-                logger.warning("sweep not scheduled: Redis unreachable; retrying")
+                logger.warning("periodic jobs not scheduled: Redis unreachable; retrying")
             threading.Event().wait(interval / 2)
 
     thread = threading.Thread(target=loop, name="directo-sweeper", daemon=True)

@@ -25,7 +25,7 @@ from routing.policy import CallerProfile
 from routing.presence import Reserved
 from routing.router import route
 from voice import twiml
-from voice.receipts import Unit
+from voice.receipts import Replay, Unit, once
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,27 @@ def release_plan(svc: Services, plan: IncomingPlan, call_sid: str) -> None:
     """The call was not recorded (a redelivery, or a failure): its agent is free again, idle time kept."""
     if plan.agent is not None:
         svc.presence.transition(plan.agent.identity, "available", expect_call=call_sid)
+
+
+def run_flow(
+    svc: Services,
+    sid: str,
+    event: str,
+    step: Callable[[Any], VoiceResponse],
+    url_for: UrlFor,
+    flow_class: type[CallFlow] | None = None,
+    on_replay: Callable[[], object] | None = None,
+) -> str:
+    """One step of a call's life, once per (call, event): its TwiML, or the first answer again for a repeat."""
+    with once(svc.db, sid, event) as unit:
+        if isinstance(unit, Replay):
+            if on_replay is not None:
+                on_replay()
+            return unit.response
+        flow = (flow_class or CallFlow)(svc, unit, url_for)
+        unit.response = str(step(flow))
+        flow.save_events()
+    return unit.response
 
 
 class CallFlow:

@@ -12,8 +12,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from directo.services import Services
 from voice import twiml
-from voice.calls import CallFlow, plan_incoming, release_plan
-from voice.receipts import Replay, once
+from voice.calls import CallFlow, plan_incoming, release_plan, run_flow
 from voice.signature import twilio_signed
 
 logger = logging.getLogger(__name__)
@@ -47,15 +46,7 @@ def handle(
     sid = request.form.get(sid_field)
     if not sid:
         abort(400, f"{sid_field} is missing")
-    with once(services().db, sid, event) as unit:
-        if isinstance(unit, Replay):
-            if on_replay is not None:
-                on_replay()
-            return xml(unit.response)
-        flow = flow_class(services(), unit, external_url)
-        unit.response = str(step(flow))
-        flow.save_events()
-    return xml(unit.response)
+    return xml(run_flow(services(), sid, event, step, external_url, flow_class, on_replay))
 
 
 @bp.post("/incoming")

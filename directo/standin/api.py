@@ -6,6 +6,7 @@ import logging
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -115,6 +116,8 @@ class RestApi:
         self.account_sid = network.account_sid
         self.auth_token = auth_token
         self.media_auth = media_auth
+        # Requests answered per route ("GET /Calls/<sid>.json"), so tests can see how often the app asks.
+        self.requests: Counter[str] = Counter()
         self.app = Flask("directo.standin")
         self._routes()
 
@@ -145,6 +148,7 @@ class RestApi:
 
     def _guard(self, view: Callable[..., Any]) -> Callable[..., Any]:
         def guarded(account_sid: str, **kwargs: Any) -> Any:
+            self.requests[request.url_rule.endpoint if request.url_rule else request.path] += 1
             try:
                 media = view == self.recording_resource and not kwargs["name"].endswith(".json")
                 if not media or self.media_auth:

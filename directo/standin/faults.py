@@ -36,6 +36,7 @@ class Faults:
         self._corruptions: list[str] = []
         self._undeliveries: list[Undelivery] = []
         self._delays: dict[str, list[float]] = {"Calls": [], "Messages": []}
+        self._unreachable: dict[str, int] = {}
 
     def refuse_messages(self, count: int = 1, status: int = 503) -> None:
         """Make the next `count` Messages POSTs fail with 429, 500 or 503 and Twilio's error body."""
@@ -62,6 +63,22 @@ class Faults:
         """Make the next `count` POSTs creating Calls or Messages take `seconds` before Twilio answers."""
         with self._lock:
             self._delays[resource].extend([seconds] * count)
+
+    def unreachable(self, path: str, count: int = 1) -> None:
+        """The app cannot be reached for the next `count` webhooks to URLs whose path ends with `path`.
+
+        As when the app is down or redeploying: Twilio's tries all fail, it logs error 11205 and moves on.
+        """
+        with self._lock:
+            self._unreachable[path] = self._unreachable.get(path, 0) + count
+
+    def take_unreachable(self, path: str) -> bool:
+        with self._lock:
+            for suffix, left in self._unreachable.items():
+                if left and path.endswith(suffix):
+                    self._unreachable[suffix] = left - 1
+                    return True
+            return False
 
     def take_delay(self, resource: str) -> float:
         with self._lock:

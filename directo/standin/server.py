@@ -51,7 +51,7 @@ class StandIn:
         self.webhook_auth_token = webhook_auth_token or auth_token
         self.faults = Faults(seed)
         self.scheduler = Scheduler(time_scale, epoch)
-        sender = WebhookSender(self.webhook_auth_token, webhook_timeout)
+        sender = WebhookSender(self.webhook_auth_token, webhook_timeout, self.faults)
         self._callbacks = CallbackQueue(sender)
         self.network = Network(
             account_sid=account_sid,

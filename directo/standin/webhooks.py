@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, parse_qsl, urldefrag, urlencode, urljoin, url
 import requests
 from twilio.request_validator import RequestValidator
 
+from .faults import Faults
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = "TwilioProxy/1.1"
@@ -62,6 +64,7 @@ class WebhookSender:
 
     auth_token: str
     timeout: float = 15.0
+    faults: Faults | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def signature(self, url: str, params: Mapping[str, str]) -> str:
@@ -77,6 +80,10 @@ class WebhookSender:
         retries = _retry_count(fragment)
         method = method.upper() if method and method.upper() in ("GET", "POST") else "POST"
         result = WebhookResult(url=url, method=method, params=dict(params))
+        if self.faults is not None and self.faults.take_unreachable(urlsplit(url).path):
+            result.error_code, result.error = 11205, "HTTP connection failure: the app was unreachable (fault)"
+            log.info("webhook %s: unreachable (injected fault)", url)
+            return result
         headers = {
             "User-Agent": USER_AGENT,
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),

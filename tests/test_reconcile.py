@@ -1,0 +1,74 @@
+"""Agents held by calls that are over are freed, though the webhook that should have freed them never came."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+from test_callbacks import CUSTOMER, add_agent
+
+from directo.models import Call, Customer
+from directo.standin import Answer
+from voice.reconcile import reconcile_agents
+
+
+def held_since(cc, identity: str, seconds_ago: float) -> None:
+    """Time passes: the agent was reserved this long ago."""
+    cc.services.redis.hset(f"{cc.services.presence.prefix}agent:{identity}", "reserved_at", time.time() - seconds_ago)
+
+
+def reconcile(cc) -> list[str]:
+    job = cc.services.queue.enqueue(reconcile_agents)
+    cc.run_jobs()
+    return job.return_value()
+
+
+def record(cc, sid: str) -> Call:
+    with cc.services.db.session() as session:
+        call = session.scalar(select(Call).where(Call.call_sid == sid))
+        session.expunge(call)
+        return call
+
+
+def test_an_agent_whose_call_ended_while_the_app_was_unreachable_is_released(callcenter) -> None:
+    cc = callcenter
+    add_agent(cc.services, "ana")
+    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=30.0))
+    cc.standin.faults.unreachable("/voice/dial-complete")  # the app is redeploying when the call ends:
+    cc.standin.faults.unreachable("/voice/status")  # Twilio's tries fail and it moves on
+    sid = cc.place_call(CUSTOMER).wait(timeout=20).root.sid
+    assert cc.services.presence.state("ana")["status"] == "busy", "nobody told the app the call ended"
+    assert reconcile(cc) == [], "a call younger than a ring plus a minute is left alone"
+
+    held_since(cc, "ana", 600)
+    assert reconcile(cc) == ["ana"]
+    assert cc.services.presence.state("ana")["status"] == "wrapup", "as if the status callback had come"
+    call = record(cc, sid)
+    assert call.outcome == "answered" and call.ended_at is not None
+    with cc.services.db.session() as session:
+        assert session.scalar(select(Customer.answered_calls).where(Customer.phone == CUSTOMER)) == 1
+    assert reconcile(cc) == []
+
+
+def test_an_agent_on_a_long_conversation_is_left_alone_and_twilio_asked_sparingly(callcenter) -> None:
+    cc = callcenter
+    add_agent(cc.services, "ana")
+    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))  # talks until the caller hangs up
+    call = cc.place_call(CUSTOMER, caller_hangup_after=3600)
+    cc.until(lambda: cc.services.presence.state("ana").get("status") == "busy", jobs=False)
+    held_since(cc, "ana", 1800)
+    assert reconcile(cc) == [] and reconcile(cc) == []
+    assert cc.services.presence.state("ana")["status"] == "busy"
+    assert record(cc, call.root.sid).ended_at is None
+    assert cc.standin.api.requests["GET /Calls/<sid>.json"] == 1, "asked once, not again within five minutes"
+
+
+def test_an_agent_reserved_for_a_call_that_was_never_recorded_is_freed(callcenter) -> None:
+    cc = callcenter
+    add_agent(cc.services, "ana")
+    idle_since = float(cc.services.presence.state("ana")["since"])
+    # A web process reserved ana and died before recording the call (Twilio's retry went elsewhere).
+    assert cc.services.presence.reserve("CA" + "f" * 32, ["ana"], time.time() - 600)
+    assert reconcile(cc) == ["ana"]
+    state = cc.services.presence.state("ana")
+    assert state["status"] == "available" and float(state["since"]) == idle_since, "idle time kept"

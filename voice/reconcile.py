@@ -1,0 +1,97 @@
+"""Agents still held by calls that are over, because the webhook that should have freed them never came.
+
+Twilio does not retry a status callback or a `<Dial>` action that failed (the app was down or redeploying), a
+number may have been set up without its status callback, and a web process may die between reserving an agent
+and recording the call. Each leaves an agent 'reserved' or 'busy' for good: invisible to callers while their page
+says they are on a call. A job the sweeper runs every minute looks at agents held for longer than a ring, and
+compares with the record and, where the record still says the call is live, with Twilio itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from requests import RequestException
+from sqlalchemy import select
+from twilio.base.exceptions import TwilioException, TwilioRestException
+
+from directo.jobs import current_services
+from directo.models import Agent, Call
+from directo.services import Services
+from directo.twilio_client import twilio_client
+from voice.calls import FINAL_CALL_STATUSES, run_flow
+
+logger = logging.getLogger(__name__)
+
+# A reservation younger than the ring timeout plus this is simply a call in progress.
+GRACE_SECONDS = 60
+# Twilio is asked about one call at most this often, so long conversations cost one request per interval.
+ASK_EVERY_SECONDS = 300
+LIVE_OUTCOMES = ("ringing", "answered")
+
+
+def reconcile_agents() -> list[str]:
+    """Free the agents held by calls that are over; returns their identities."""
+    svc = current_services()
+    now = time.time()
+    held_longer = svc.config.ring_timeout_seconds + GRACE_SECONDS
+    freed = []
+    for identity, state in svc.presence.states().items():
+        call_sid = state.get("call", "")
+        if state.get("status") not in ("reserved", "busy") or not call_sid.startswith("CA"):
+            continue  # free, away, or on a callback (callbacks have their own recovery in the sweep)
+        if now - float(state.get("reserved_at") or 0) < held_longer:
+            continue
+        if _over(svc, identity, call_sid):
+            freed.append(identity)
+    return freed
+
+
+def _over(svc: Services, identity: str, call_sid: str) -> bool:
+    with svc.db.reading() as connection:
+        record = connection.execute(
+            select(Call.ended_at, Call.outcome, Agent.identity)
+            .outerjoin(Agent, Agent.id == Call.agent_id)
+            .where(Call.call_sid == call_sid)
+        ).first()
+    if record is None or record.ended_at is not None or record.outcome not in LIVE_OUTCOMES \
+            or record.identity != identity:
+        # Never recorded (its web process died), or over or handed on by the record's account: only the live
+        # state was not told (Redis failed at that moment). Idle time is kept, as for a caller who hung up.
+        if svc.presence.transition(identity, "available", expect_call=call_sid):
+            logger.warning("agent %s was still held by call %s, which is over: freed", identity, call_sid)
+            return True
+        return False
+    if not svc.redis.set(f"{svc.presence.prefix}asked:{call_sid}", "1", nx=True, ex=ASK_EVERY_SECONDS):
+        return False
+    status, duration = _twilio_status(svc, call_sid)
+    if status not in FINAL_CALL_STATUSES:
+        return False
+    # Twilio's word for the status callback that never arrived, handled exactly as that webhook would have been;
+    # if it does arrive later, it is a redelivery and changes nothing.
+    form = {"CallSid": call_sid, "CallStatus": status, "CallDuration": duration}
+    run_flow(svc, call_sid, f"status:{status}", lambda flow: flow.status(form), _no_url)
+    logger.warning("call %s ended (%s) without its status callback; agent %s released", call_sid, status, identity)
+    return True
+
+
+def _twilio_status(svc: Services, call_sid: str) -> tuple[str, str]:
+    """The call's status and duration as Twilio has them; a call Twilio does not know is over."""
+    try:
+        call = twilio_client(svc.config).calls(call_sid).fetch()
+    except TwilioRestException as error:
+        if error.status == 404:
+            return "canceled", "0"
+        logger.warning("could not ask Twilio about call %s: %s", call_sid, error)
+        return "", ""
+    except (TwilioException, RequestException) as error:  # Twilio unreachable: ask again next time
+        logger.warning("could not ask Twilio about call %s: %s", call_sid, error)
+        return "", ""
+    return call.status, call.duration or "0"
+
+
+def _no_url(*_: Any, **__: Any) -> str:
+    """A call's end is handled without answering Twilio, so it never builds a webhook URL."""
+    raise RuntimeError("closing a call from the reconciler builds no webhook URL")
