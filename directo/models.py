@@ -41,6 +41,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+FROM_RAW_LENGTH = 255
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -99,7 +102,8 @@ class Call(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     direction: Mapped[str] = mapped_column(String(16), default="inbound")
-    from_raw: Mapped[str | None] = mapped_column(String(64))
+    # What Twilio sent in From, for the record: a SIP address can be long; longer ones are kept shortened.
+    from_raw: Mapped[str | None] = mapped_column(String(FROM_RAW_LENGTH))
     caller: Mapped[str | None] = mapped_column(String(32))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     language: Mapped[str] = mapped_column(String(8))

@@ -170,7 +170,11 @@ def test_withheld_caller_with_nobody_free_is_told_to_call_again(services, twilio
     assert answer.xml.find("Record") is None
 
 
-@pytest.mark.parametrize("from_", [None, "", "anonymous", "Restricted", "+266696687", "not a number", "client:bob"])
+LONG_SIP = "sip:" + "reception-desk-" * 6 + "@pbx.branch-office.example.com;transport=tls"
+
+
+@pytest.mark.parametrize("from_", [None, "", "anonymous", "Restricted", "+266696687", "not a number", "client:bob",
+                                   LONG_SIP, "9" * 300])
 def test_withheld_or_malformed_caller_still_reaches_a_person(services, twilio, from_) -> None:
     add(services, ANA)
     answer = twilio.incoming("CA001", from_=from_)
@@ -179,6 +183,7 @@ def test_withheld_or_malformed_caller_still_reaches_a_person(services, twilio, f
     with services.db.session() as session:
         call = session.scalar(select(Call).where(Call.call_sid == "CA001"))
         assert call.caller is None and call.language == "es"
+        assert (call.from_raw or "") == (from_ or "")[:len(call.from_raw or "")], "kept as sent, shortened at most"
 
 
 def test_caller_hanging_up_while_ringing_frees_the_agent_with_idle_time_kept(services, twilio) -> None:

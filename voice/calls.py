@@ -13,7 +13,7 @@ from redis import RedisError
 from sqlalchemy import insert, select, update
 from twilio.twiml.voice_response import VoiceResponse
 
-from directo.models import Agent, Call, CallEvent, Customer, utcnow
+from directo.models import FROM_RAW_LENGTH, Agent, Call, CallEvent, Customer, utcnow
 from directo.services import Services
 from recordings.acknowledgement import acknowledgement_twiml
 from routing import events
@@ -117,7 +117,8 @@ class CallFlow:
         """Record what `plan_incoming` decided: a few inserts, so the write lock is held as briefly as possible."""
         sid = form["CallSid"]
         caller = ensure_customer(self.session.connection(), plan.caller)
-        record = dict(call_sid=sid, from_raw=form.get("From"), caller=caller.number, customer_id=caller.customer_id,
+        record = dict(call_sid=sid, from_raw=form.get("From", "")[:FROM_RAW_LENGTH] or None,
+                      caller=caller.number, customer_id=caller.customer_id,
                       language=caller.language, previous_agent_id=caller.previous_agent_id, started_at=plan.at,
                       direction="inbound", dial_attempts=0, agent_id=None, callback_id=None, notes=None,
                       answered_at=None, ended_at=None)
