@@ -23,6 +23,7 @@ SETTABLE = ("available", "away", "offline")
 ON_A_CALL = ("reserved", "busy")
 ROLES = ("agent", "supervisor")
 MIN_PASSWORD = 8
+MAX_NAME = 200  # the agents.name column
 # Twilio ends any call after four hours unless told otherwise (the <Dial> timeLimit default).
 LONGEST_CALL = timedelta(hours=4)
 _DUMMY_HASH = generate_password_hash("not-a-password")
@@ -48,6 +49,9 @@ def add_agent(
 ) -> Agent:
     if not IDENTITY.match(identity):
         raise AgentError(f"identity {identity!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    name = name.strip()
+    if not 0 < len(name) <= MAX_NAME:
+        raise AgentError(f"name: give the agent's name, up to {MAX_NAME} characters")
     codes = [code.strip().lower() for code in languages if code.strip()] or [svc.config.default_language]
     unknown = [code for code in codes if code not in SUPPORTED_LANGUAGES]
     if unknown:

@@ -45,6 +45,8 @@ def test_agent_add_status_list(directo) -> None:
         (("agent", "add", "bad id", "--name", "X"), "identity"),
         (("agent", "add", "x", "--name", "X", "--language", "fr"), "language fr not served"),
         (("agent", "add", "x", "--name", "X", "--phone", "12"), "not a valid number"),
+        (("agent", "add", "x", "--name", " "), "give the agent's name"),
+        (("agent", "add", "x", "--name", "N" * 201), "up to 200 characters"),
         (("agent", "status", "ghost", "available"), "no active agent"),
     ],
 )

@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 from directo.models import Agent, AuditEntry, Call, Callback, CallEvent, Recording, utcnow
 from recordings.complaints import flag
 from routing import agents as admin
-from voice.supervisor import bp, call_log
+from voice.supervisor import MAX_REASON, bp, call_log
 from voice.supervisor.call_log import Filters, page
 
 LUCIA = "+34600111222"
@@ -231,6 +231,8 @@ def test_callback_queue_flags_promises_at_risk_and_changes_are_kept_with_their_r
     assert re.search(rf'<tr class="" id="callback-{later}">', html)
 
     assert form(sup, f"/supervisor/callbacks/{later}/cancel", {"reason": " "}).status_code == 400
+    too_long = form(sup, f"/supervisor/callbacks/{later}/cancel", {"reason": "x" * (MAX_REASON + 1)})
+    assert too_long.status_code == 400 and f"{MAX_REASON} characters" in too_long.get_data(as_text=True)
     assert form(sup, f"/supervisor/callbacks/{later}/reassign", {"agent": "zed", "reason": "x"}).status_code == 400
     assert sup.client.post(f"/supervisor/callbacks/{later}/cancel", data={"reason": "dup"}).status_code == 400, \
         "no CSRF token, no change"
@@ -249,6 +251,8 @@ def test_callback_queue_flags_promises_at_risk_and_changes_are_kept_with_their_r
                                             "reason": "bea knows the case"}
     refused = form(sup, f"/supervisor/callbacks/{at_risk}/cancel", {"reason": "too late"})
     assert refused.status_code == 409 and "only queued callbacks" in refused.get_data(as_text=True)
+    longest = _queued_callback(services, "CA01", 30)  # the longest reason fits the record on every database
+    assert form(sup, f"/supervisor/callbacks/{longest}/cancel", {"reason": "y" * MAX_REASON}).status_code == 302
 
 
 def test_call_detail_has_the_timeline_notes_and_a_seekable_player(services, twilio, sup, config) -> None:

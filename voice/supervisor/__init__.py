@@ -31,6 +31,8 @@ from voice.supervisor.call_log import FilterError, Filters
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor",
                static_folder="../static/supervisor", static_url_path="/static")
+# A change's reason is kept in the callback's close reason after "cancelled by <identity>: ", which holds 200.
+MAX_REASON = 120
 
 
 def services() -> Services:
@@ -149,7 +151,7 @@ def callbacks() -> str:
         agents = db.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.identity)).all()
     return render_template("supervisor/callbacks.html", rows=callback_report(svc, everything=everything),
                            recordings=actions.reason_recordings(svc), agents=agents, everything=everything,
-                           section="callbacks")
+                           section="callbacks", max_reason=MAX_REASON)
 
 
 @bp.post("/callbacks/<int:callback_id>/reassign")
@@ -204,6 +206,8 @@ def _act(action: Any, back: str, *, reason_required: bool = True) -> BaseRespons
     reason = request.form.get("reason", "").strip()
     if reason_required and not reason:
         abort(400, "give a reason: it is kept with the change")
+    if len(reason) > MAX_REASON:
+        abort(400, f"keep the reason to {MAX_REASON} characters")
     try:
         done = action(services(), reason)
     except actions.Conflict as refused:
