@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import select
-from test_callbacks import CUSTOMER, add_agent
+from test_callbacks import CUSTOMER, add_agent, callback_for, waiting_callback_and_ana
 
 from directo.models import Call, Customer
 from directo.standin import Answer
+from routing import agents as admin
 from voice.reconcile import reconcile_agents
 
 
@@ -72,3 +73,21 @@ def test_an_agent_reserved_for_a_call_that_was_never_recorded_is_freed(callcente
     assert reconcile(cc) == ["ana"]
     state = cc.services.presence.state("ana")
     assert state["status"] == "available" and float(state["since"]) == idle_since, "idle time kept"
+
+
+def test_an_agent_whose_callback_ended_while_the_app_was_unreachable_is_released(callcenter) -> None:
+    cc = callcenter
+    waiting_callback_and_ana(cc, customer_answers_after=2.0, talk=30.0)
+    cc.standin.faults.unreachable("/voice/callbacks/customer-complete")  # the end of the callback is never heard
+    cc.standin.faults.unreachable("/voice/callbacks/agent-status", count=10)
+    admin.set_status(cc.services, "ana", "available")
+    cc.until(lambda: (leg := cc.standin.network.legs_to(CUSTOMER)[-1:]) and leg[0].ended
+             and leg[0].parent is not None and leg[0].parent.ended)
+    assert callback_for(cc.services).state == "dialing", "nobody told the app the promise was kept"
+    assert cc.services.presence.state("ana")["status"] == "busy"
+
+    held_since(cc, "ana", 600)
+    assert reconcile(cc) == ["ana"]
+    callback = callback_for(cc.services)
+    assert callback.state == "done" and callback.close_reason.startswith("kept"), "the customer did answer"
+    assert cc.services.presence.state("ana")["status"] == "wrapup"

@@ -18,9 +18,11 @@ from sqlalchemy import select
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from directo.jobs import current_services
-from directo.models import Agent, Call
+from directo.models import Agent, Call, Callback
 from directo.services import Services
 from directo.twilio_client import twilio_client
+from routing.callbacks import reservation_key
+from voice.callback_calls import CallbackFlow
 from voice.calls import FINAL_CALL_STATUSES, run_flow
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ GRACE_SECONDS = 60
 # Twilio is asked about one call at most this often, so long conversations cost one request per interval.
 ASK_EVERY_SECONDS = 300
 LIVE_OUTCOMES = ("ringing", "answered")
+CALLBACK_PREFIX = reservation_key(0).removesuffix("0")
 
 
 def reconcile_agents() -> list[str]:
@@ -39,17 +42,18 @@ def reconcile_agents() -> list[str]:
     held_longer = svc.config.ring_timeout_seconds + GRACE_SECONDS
     freed = []
     for identity, state in svc.presence.states().items():
-        call_sid = state.get("call", "")
-        if state.get("status") not in ("reserved", "busy") or not call_sid.startswith("CA"):
-            continue  # free, away, or on a callback (callbacks have their own recovery in the sweep)
+        held = state.get("call", "")
+        if state.get("status") not in ("reserved", "busy") or not held:
+            continue
         if now - float(state.get("reserved_at") or 0) < held_longer:
             continue
-        if _over(svc, identity, call_sid):
+        over = _callback_over if held.startswith(CALLBACK_PREFIX) else _call_over
+        if over(svc, identity, held):
             freed.append(identity)
     return freed
 
 
-def _over(svc: Services, identity: str, call_sid: str) -> bool:
+def _call_over(svc: Services, identity: str, call_sid: str) -> bool:
     with svc.db.reading() as connection:
         record = connection.execute(
             select(Call.ended_at, Call.outcome, Agent.identity)
@@ -58,15 +62,9 @@ def _over(svc: Services, identity: str, call_sid: str) -> bool:
         ).first()
     if record is None or record.ended_at is not None or record.outcome not in LIVE_OUTCOMES \
             or record.identity != identity:
-        # Never recorded (its web process died), or over or handed on by the record's account: only the live
-        # state was not told (Redis failed at that moment). Idle time is kept, as for a caller who hung up.
-        if svc.presence.transition(identity, "available", expect_call=call_sid):
-            logger.warning("agent %s was still held by call %s, which is over: freed", identity, call_sid)
-            return True
-        return False
-    if not svc.redis.set(f"{svc.presence.prefix}asked:{call_sid}", "1", nx=True, ex=ASK_EVERY_SECONDS):
-        return False
-    status, duration = _twilio_status(svc, call_sid)
+        # Never recorded (its web process died), or over or handed on by the record's account.
+        return _release(svc, identity, call_sid)
+    status, duration = _ask_twilio(svc, call_sid)
     if status not in FINAL_CALL_STATUSES:
         return False
     # Twilio's word for the status callback that never arrived, handled exactly as that webhook would have been;
@@ -75,6 +73,62 @@ def _over(svc: Services, identity: str, call_sid: str) -> bool:
     run_flow(svc, call_sid, f"status:{status}", lambda flow: flow.status(form), _no_url)
     logger.warning("call %s ended (%s) without its status callback; agent %s released", call_sid, status, identity)
     return True
+
+
+def _callback_over(svc: Services, identity: str, key: str) -> bool:
+    """The same for an agent held by a callback: its record, then Twilio's word on the agent's call and its child."""
+    callback_id = int(key.removeprefix(CALLBACK_PREFIX))
+    with svc.db.reading() as connection:
+        record = connection.execute(
+            select(Callback.state, Callback.current_call_sid, Agent.identity)
+            .outerjoin(Agent, Agent.id == Callback.agent_id)
+            .where(Callback.id == callback_id)
+        ).first()
+    if record is None or record.state not in ("reserved", "dialing") or record.identity != identity:
+        return _release(svc, identity, key)
+    agent_leg = record.current_call_sid
+    if agent_leg is None:
+        return False  # its job was lost before it dialled: the sweep places it again
+    status, _ = _ask_twilio(svc, agent_leg)
+    if status not in FINAL_CALL_STATUSES:
+        return False
+    customer = _customer_leg(svc, agent_leg)
+    if customer is not None:  # the customer was dialled: their outcome decides, as the <Dial> action would have
+        form = {"CallSid": agent_leg, "DialCallStatus": customer[0], "DialCallDuration": customer[1]}
+        run_flow(svc, agent_leg, f"callback:{callback_id}:customer-complete",
+                 lambda flow: flow.customer_complete(form, callback_id), _no_url, CallbackFlow)
+    else:
+        form = {"CallSid": agent_leg, "CallStatus": status}
+        run_flow(svc, agent_leg, f"callback:{callback_id}:agent-status:{status}",
+                 lambda flow: flow.agent_status(form, callback_id), _no_url, CallbackFlow)
+    logger.warning("callback %s: call %s ended (%s) unheard; agent %s released", callback_id, agent_leg, status,
+                   identity)
+    return True
+
+
+def _release(svc: Services, identity: str, held: str) -> bool:
+    """The record says it is over; only the live state was not told (Redis failed then). Idle time is kept."""
+    if svc.presence.transition(identity, "available", expect_call=held):
+        logger.warning("agent %s was still held by %s, which is over: freed", identity, held)
+        return True
+    return False
+
+
+def _ask_twilio(svc: Services, call_sid: str) -> tuple[str, str]:
+    """Twilio's status and duration for a call, at most once per ASK_EVERY_SECONDS each; ("", "") otherwise."""
+    if not svc.redis.set(f"{svc.presence.prefix}asked:{call_sid}", "1", nx=True, ex=ASK_EVERY_SECONDS):
+        return "", ""
+    return _twilio_status(svc, call_sid)
+
+
+def _customer_leg(svc: Services, agent_leg: str) -> tuple[str, str] | None:
+    """The status and duration of the leg the agent's call dialled to the customer, if it dialled one."""
+    try:
+        children = twilio_client(svc.config).calls.list(parent_call_sid=agent_leg, limit=1)
+    except (TwilioException, RequestException) as error:
+        logger.warning("could not ask Twilio about the legs of %s: %s", agent_leg, error)
+        return None
+    return (children[0].status, children[0].duration or "0") if children else None
 
 
 def _twilio_status(svc: Services, call_sid: str) -> tuple[str, str]:
