@@ -145,7 +145,9 @@ def all_busy_callback(sim: Simulation) -> Outcome:
 def complaint_acknowledged(sim: Simulation) -> Outcome:
     """The agent flags a complaint; the caller hears its reference, gets it by SMS, and the call is recorded."""
     (agent,) = sim.staff(1)
-    sim.network.set_behaviour(f"client:{agent}", Answer(after=1, talk=40))
+    # A three-minute conversation: the agent flags it part-way through, with seconds to spare (in real time
+    # too) before the agent hangs up, however busy the machine running the simulation is.
+    sim.network.set_behaviour(f"client:{agent}", Answer(after=1, talk=180))
     sim.desk.complaint_rate = 1.0
     caller = _caller(sim)
     call = sim.wait(sim.place(caller))
