@@ -110,6 +110,14 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
                 web.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 pass
+            if private is not None and not private.running():
+                # Killed or crashed: calls meanwhile ring every agent (the outage fallback); once it is back,
+                # empty, the first call or sweep puts presence back from the database.
+                click.echo("The private Redis stopped; starting it again.", err=True)
+                try:
+                    private.start()
+                except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
+                    click.echo(f"Could not start it yet ({error}); trying again.", err=True)
     except KeyboardInterrupt:
         pass
     finally:
