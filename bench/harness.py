@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +12,8 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
-
 from directo.config import Config  # noqa: E402
+from directo.db import fresh_database  # noqa: E402
 from directo.embedded_redis import EmbeddedRedis  # noqa: E402
 from directo.services import Services  # noqa: E402
 
@@ -23,29 +21,6 @@ from directo.services import Services  # noqa: E402
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-@contextmanager
-def fresh_database(server_url: str, workdir: Path) -> Iterator[str]:
-    """A new, empty database for one run: a throwaway database on the PostgreSQL server given, else a SQLite file.
-
-    Each run must start empty (figures from a database left full by an earlier run are not comparable), and a
-    URL someone passes must never have its own data touched, so PostgreSQL gets a database of its own, dropped after.
-    """
-    url = make_url(server_url or "sqlite://")
-    if url.get_backend_name() != "postgresql":
-        yield f"sqlite:///{workdir / 'bench.db'}"
-        return
-    name = f"directo_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager

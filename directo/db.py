@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -53,11 +54,18 @@ def insert_or_ignore(dialect: str, model: type[Any]) -> Any:
     return insert(model).on_conflict_do_nothing()
 
 
+MIGRATION_LOCK = int.from_bytes(b"directo", "big")  # any constant bigint, the same in every process
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; safe to call at every start."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Web and worker processes start together on a new deployment: one migrates while the others wait
+            # here, then find the schema done (SQLite's BEGIN IMMEDIATE already makes them take turns).
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 
@@ -93,3 +101,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def fresh_database(server_url: str, workdir: Path) -> Iterator[str]:
+    """A new, empty database for a benchmark or test: a throwaway one on the PostgreSQL server of `server_url`
+    (dropped afterwards), else a SQLite file in `workdir`.
+
+    Runs that must start empty never touch the data of a URL someone passed: they get a database of their own.
+    """
+    url = make_url(server_url or "sqlite://")
+    if url.get_backend_name() != "postgresql":
+        yield f"sqlite:///{workdir / 'fresh.db'}"
+        return
+    name = f"directo_scratch_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
