@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,15 +19,24 @@ def _data_dir(env: dict[str, str]) -> Path:
 
 
 def _local_secret(data_dir: Path, name: str) -> str:
-    """A secret generated once per installation, so a laptop run needs no setup yet is never guessable."""
+    """A secret generated once per installation, so a laptop run needs no setup yet is never guessable.
+
+    Processes that start together (web workers and a worker) must agree on it, or a session signed by one would
+    be refused by the next: the secret is written whole to a private temporary file and published with a hard
+    link, which only the first process manages; every process then reads the one that won.
+    """
     path = data_dir / name
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_hex(16)
-    path.write_text(value)
-    path.chmod(0o600)
-    return value
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=data_dir, prefix=f".{name}.")  # readable by its owner only
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(16))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()
 
 
 @dataclass(frozen=True)

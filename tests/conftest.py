@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -113,6 +114,18 @@ def worker_env(config: Config, **extra: str) -> dict[str, str]:
         TWILIO_CALLER_ID=config.twilio_caller_id, WRAPUP_SECONDS=str(config.wrapup_seconds),
         DEFAULT_LANGUAGE=config.default_language, PUBLIC_BASE_URL=config.public_base_url,
     ) | extra
+
+
+def run_together(prepare: str, act: str, *args: str, processes: int = 4) -> list[str]:
+    """Python processes that run `prepare` (imports), then `act` at the same instant, as processes booting
+    together do; each sees `args` as sys.argv[1:]. Their outputs, after asserting every one succeeded."""
+    script = f"{prepare}\nimport sys as _s, time as _t\n_t.sleep(max(0.0, float(_s.argv.pop()) - _t.time()))\n{act}"
+    at = str(time.time() + 4)  # time enough for every process to finish importing
+    started = [subprocess.Popen([sys.executable, "-c", script, *args, at], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(processes)]
+    outputs = [process.communicate(timeout=120)[0] for process in started]
+    assert [process.returncode for process in started] == [0] * processes, outputs
+    return outputs
 
 
 def wait_until_listening(process: subprocess.Popen, redis_url: str, timeout: float = 30) -> None:
