@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import pytest
 from conftest import TwilioWebhooks
 from rq import SimpleWorker
-from sqlalchemy import select
+from sqlalchemy import select, text
 from test_incoming import add, client_identity, dial_of
 
+from directo.db import fresh_database
 from directo.jobs import use_services
 from directo.models import Agent, Call
 from routing.callback_jobs import sweep
@@ -89,3 +91,54 @@ def test_the_sweep_puts_presence_back_before_any_call_needs_it(services) -> None
     services.queue.enqueue(sweep)
     SimpleWorker([services.queue], connection=services.redis).work(burst=True)
     assert services.presence.state("ana")["status"] == "available"
+
+
+@pytest.fixture
+def broken_database(config, redis_url, tmp_path):
+    """An app whose database fails under it mid-way (here: the calls table gone), on a database of its own."""
+    with fresh_database(config.database_url, tmp_path) as url:
+        app = create_app(replace(config, database_url=url))
+        services = app.extensions["directo"]
+        services.redis.flushdb()
+
+        def break_it() -> None:
+            with services.db.session() as session:
+                session.execute(text("ALTER TABLE calls RENAME TO calls_lost"))
+
+        try:
+            yield app, services, TwilioWebhooks(app.test_client()), break_it
+        finally:
+            services.close()
+
+
+def test_a_database_failure_still_puts_the_caller_through_to_the_agents_free(broken_database) -> None:
+    app, services, twilio, break_it = broken_database
+    add(services, "ana")
+    add(services, "bea", status="away")
+    break_it()
+    answer = twilio.incoming("CA1")
+    assert answer.status == 200
+    dial = dial_of(answer)
+    assert [c.find("Identity").text for c in dial.findall("Client")] == ["ana"], "the free agent, not the away one"
+    assert services.presence.state("ana")["status"] == "available", "the failed call's reservation was undone"
+
+
+def test_a_database_failure_with_nobody_free_dials_the_fallback_number(broken_database) -> None:
+    app, services, twilio, break_it = broken_database
+    app.config["DIRECTO"] = replace(app.config["DIRECTO"], fallback_number="+34910000099")
+    break_it()
+    dial = dial_of(twilio.incoming("CA1"))
+    assert [n.text for n in dial.findall("Number")] == ["+34910000099"]
+
+
+def test_a_database_failure_after_an_agent_missed_the_call_rings_the_others(broken_database) -> None:
+    app, services, twilio, break_it = broken_database
+    add(services, "ana")
+    add(services, "bea")
+    first = twilio.incoming("CA1")
+    missed = client_identity(first)
+    break_it()
+    retry = twilio.dial_complete(dial_of(first).get("action"), "CA1", "no-answer")
+    assert [c.find("Identity").text for c in dial_of(retry).findall("Client")] == [{"ana": "bea", "bea": "ana"}[missed]]
+    ended = twilio.dial_complete(dial_of(first).get("action"), "CA2", "completed", CallStatus="completed")
+    assert ended.xml.find("Dial") is None, "a conversation that is over is not dialled again"

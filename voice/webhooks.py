@@ -8,11 +8,21 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request, url_for
+from redis import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from directo.services import Services
+from routing.directory import CallerContext, normalise_number
 from voice import twiml
-from voice.calls import CallFlow, plan_incoming, release_plan, run_flow
+from voice.calls import (
+    FALLBACK_ATTEMPT,
+    FINAL_CALL_STATUSES,
+    NOT_REACHED,
+    CallFlow,
+    plan_incoming,
+    release_plan,
+    run_flow,
+)
 from voice.signature import twilio_signed
 
 logger = logging.getLogger(__name__)
@@ -86,13 +96,39 @@ def status() -> Response:
 
 @bp.errorhandler(Exception)
 def never_a_500(error: Exception) -> Response:
-    """A caller must never hear Twilio's 'application error': answer with TwiML that ends politely."""
+    """A caller must never hear Twilio's 'application error': a caller waiting for a person is put through
+    to whoever can take them; anyone else hears a polite apology."""
     if getattr(error, "code", None) in (400, 403, 404, 405):
         return error  # type: ignore[return-value]
     logger.exception("webhook %s failed", request.path)
     config = current_app.config["DIRECTO"]
-    if request.path.endswith("/incoming") and config.fallback_number:
-        response = VoiceResponse()
-        response.dial(config.fallback_number)
-        return xml(response)
-    return xml(twiml.say_and_hang_up(config.default_language, "trouble"))
+    rescue = _last_resort() if _caller_waiting() else None
+    return xml(rescue or twiml.say_and_hang_up(config.default_language, "trouble"))
+
+
+def _caller_waiting() -> bool:
+    """Whether the failed webhook was to put a caller, still on the line, through to someone."""
+    if request.endpoint == "voice.incoming":
+        return True
+    return (request.endpoint == "voice.dial_complete" and request.form.get("DialCallStatus") in NOT_REACHED
+            and request.form.get("CallStatus") not in FINAL_CALL_STATUSES)
+
+
+def _last_resort() -> VoiceResponse | None:
+    """The failure was not Redis (that has its own path), most likely the database: ring every agent free right
+    now, as the live state knows them, and FALLBACK_NUMBER. Nothing is recorded, but the caller gets a person."""
+    config = current_app.config["DIRECTO"]
+    try:
+        free = [twiml.AgentTarget(identity, state.get("phone") or None)
+                for identity, state in services().presence.states().items() if state.get("status") == "available"]
+    except RedisError:
+        free = []
+    if not free and not config.fallback_number:
+        return None
+    caller = CallerContext(number=normalise_number(request.form.get("From"), config.default_region),
+                           language=config.default_language)
+    return twiml.ring_everyone(
+        free, caller, request.form.get("CallSid", ""), fallback_number=config.fallback_number or None,
+        action_url=external_url("voice.dial_complete", attempt=FALLBACK_ATTEMPT),
+        agent_status_url=external_url("voice.agent_leg"), timeout=config.ring_timeout_seconds,
+    )
