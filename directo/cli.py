@@ -8,12 +8,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Worker
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
@@ -27,6 +30,8 @@ from directo.simulate.cli import simulate
 from recordings import cli as complaints_cli
 from routing import agents as agent_admin
 from routing.callback_report import callback_report
+
+WORKER_RETRY_SECONDS = 2
 
 
 @contextmanager
@@ -110,7 +115,7 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
                 web.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 pass
-            if private is not None and not private.running():
+            if private is not None and not private.alive():
                 # Killed or crashed: calls meanwhile ring every agent (the outage fallback); once it is back,
                 # empty, the first call or sweep puts presence back from the database.
                 click.echo("The private Redis stopped; starting it again.", err=True)
@@ -136,7 +141,18 @@ def worker(burst: bool) -> None:
     with services() as svc:
         if not burst:
             sweeper.start(svc)
-        Worker([svc.queue.name], connection=svc.blocking_redis()).work(burst=burst, with_scheduler=True)
+        while True:
+            try:
+                Worker([svc.queue.name], connection=svc.blocking_redis()).work(burst=burst, with_scheduler=True)
+                return
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                # RQ rides out Redis outages while it waits for jobs, but not while it starts or restarts its
+                # scheduler: a worker must outlive a Redis restart, so it starts over once Redis answers again.
+                if burst:
+                    raise
+                click.echo(f"Redis is unreachable ({error}); the worker starts again in {WORKER_RETRY_SECONDS} s.",
+                           err=True)
+                time.sleep(WORKER_RETRY_SECONDS)
 
 
 @main.command()

@@ -40,6 +40,21 @@ class EmbeddedRedis:
         except (redis.RedisError, OSError):
             return False
 
+    def alive(self) -> bool:
+        """Whether the server process is still there. Asked by `directo run` every second: a slow answer on a
+        busy machine must not pass for a death (starting a second server would take over the socket)."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            stat = Path(f"/proc/{pid}/stat")
+            if stat.exists():  # Linux: a killed daemon may linger as a zombie nobody reaps
+                return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return False
+        except PermissionError:  # someone else's process has that pid: ours is gone
+            return False
+        return True
+
     def start(self, timeout: float = 10.0) -> str:
         if self.running():
             return self.url

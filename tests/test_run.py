@@ -34,8 +34,9 @@ def running(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "PUBLIC_BASE_URL")}
     env.update(DIRECTO_DATA_DIR=str(tmp_path), TWILIO_AUTH_TOKEN=TOKEN)
+    log = (tmp_path / "run.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "directo.cli", "run", "--port", str(port), "--threads", "8"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -51,6 +52,7 @@ def running(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
+        log.close()
         assert not EmbeddedRedis(tmp_path / "redis").running(), "the private Redis stops with the server"
 
 

@@ -7,7 +7,11 @@ import sys
 import time
 
 from conftest import wait_until_listening, worker_env
+from redis import Redis
+from rq import Queue
 from rq.job import JobStatus
+
+from directo.embedded_redis import EmbeddedRedis
 
 
 def test_a_job_queued_after_the_worker_sat_idle_runs_at_once(services) -> None:
@@ -35,3 +39,25 @@ def test_a_job_queued_after_the_worker_sat_idle_runs_at_once(services) -> None:
         _, log = worker.communicate(timeout=30)
     assert "could not connect to Redis" not in log, log
     assert waited < 2.0, f"the job waited {waited:.1f} s for an idle worker"
+
+
+def test_a_worker_started_while_redis_is_down_comes_up_when_it_returns(config, tmp_path) -> None:
+    """A Redis restart or failover meets workers starting (or restarting their scheduler): they must wait, not die
+    (under `directo run`, a worker that dies takes the whole server down with it)."""
+    private = EmbeddedRedis(tmp_path / "redis")  # not started yet: Redis is down
+    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"],
+                              env=worker_env(config, REDIS_URL=private.url), stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        assert worker.poll() is None, "the worker gave up while Redis was down"
+        private.start()
+        wait_until_listening(worker, private.url)
+        job = Queue("directo", connection=Redis.from_url(private.url)).enqueue("time.time")
+        deadline = time.monotonic() + 30
+        while job.get_status(refresh=True) != JobStatus.FINISHED:
+            assert time.monotonic() < deadline, f"the job never ran ({job.get_status()})"
+            time.sleep(0.05)
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=30)
+        private.stop()
