@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import ACCOUNT_SID, TwilioWebhooks
 from rq import SimpleWorker
-from sqlalchemy import func, select, update
-from test_incoming import add, client_identity, dial_of
+from sqlalchemy import delete, func, select, update
+from test_incoming import add, client_identity, complete_call, dial_of
 from twilio.request_validator import RequestValidator
 
 from directo.jobs import use_services
@@ -141,3 +141,18 @@ def test_receipts_older_than_the_retention_are_pruned_and_the_calls_stay(service
         assert session.scalar(select(func.count()).select_from(CallEvent)) == events_before
     assert client_identity(twilio.incoming("CA5", from_="+34600000005")) == "ana"
     assert calls_count(services) == 6, "a recent redelivery is still answered from its receipt"
+
+
+def test_a_replay_after_its_receipts_were_pruned_changes_nothing(services, twilio) -> None:
+    """A captured, correctly signed request replayed days later: no agent rings, nothing is recorded twice."""
+    add(services, "ana")
+    add(services, "bea")
+    answer = twilio.incoming("CA1")
+    complete_call(twilio, answer, "CA1", client_identity(answer))
+    with services.db.session() as session:
+        session.execute(delete(WebhookReceipt))  # what pruning does, days later
+    before = {identity: state["status"] for identity, state in services.presence.states().items()}
+    assert twilio.incoming("CA1").xml.find("Dial") is None
+    assert twilio.dial_complete(dial_of(answer).get("action"), "CA1", "no-answer").xml.find("Dial") is None
+    assert {identity: state["status"] for identity, state in services.presence.states().items()} == before
+    assert calls_count(services) == 1

@@ -13,6 +13,7 @@ from redis import RedisError
 from sqlalchemy import insert, select, update
 from twilio.twiml.voice_response import VoiceResponse
 
+from directo.db import insert_or_ignore
 from directo.models import FROM_RAW_LENGTH, Agent, Call, CallEvent, Customer, utcnow
 from directo.services import Services
 from recordings.acknowledgement import acknowledgement_twiml
@@ -35,7 +36,7 @@ FINAL_CALL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 # The attempt number of the Redis-outage <Dial> that rings everyone: there is no next agent to try.
 FALLBACK_ATTEMPT = 0
 
-_INSERT_CALL = insert(Call).returning(Call.id)
+_INSERT_CALL = {dialect: insert_or_ignore(dialect, Call).returning(Call.id) for dialect in ("sqlite", "postgresql")}
 _INSERT_EVENT = insert(CallEvent)
 
 # Builds an absolute webhook URL for an endpoint name and query values.
@@ -125,19 +126,22 @@ class CallFlow:
         agent = plan.agent
         if plan.live_state_down:
             call_id = self._insert_call(record, outcome="fallback")
-            self._event(call_id, "incoming", _arrival(form, caller))
+        elif agent is None:
+            call_id = self._insert_call(record, outcome="routing")
+        else:
+            call_id = self._insert_call(record, outcome="ringing", agent_id=agent.agent_id, dial_attempts=1)
+        if call_id is None:
+            return self._replayed_late(sid, agent)
+        self._event(call_id, "incoming", _arrival(form, caller))
+        if plan.live_state_down:
             return self._ring_everyone(call_id, sid, caller)
         if agent is None:
-            call_id = self._insert_call(record, outcome="routing")
-            self._event(call_id, "incoming", _arrival(form, caller))
             return self._no_person(call_id, caller, "nobody_free")
-        call_id = self._insert_call(record, outcome="ringing", agent_id=agent.agent_id, dial_attempts=1)
-        self._event(call_id, "incoming", _arrival(form, caller))
         return self._dial(call_id, sid, caller, agent, attempt=1)
 
     def dial_complete(self, form: Mapping[str, str], attempt: int) -> VoiceResponse:
         call = self._call(form["CallSid"])
-        if call is None:
+        if call is None or call.ended_at is not None:  # unknown, or over: nobody is left on the line to connect
             return twiml.hang_up()
         status = form.get("DialCallStatus", "")
         agent = call.agent
@@ -348,8 +352,20 @@ class CallFlow:
 
     # --- helpers -------------------------------------------------------------------------------------
 
-    def _insert_call(self, record: dict[str, Any], **values: Any) -> int:
-        return self.session.connection().execute(_INSERT_CALL, {**record, **values}).scalar_one()
+    def _insert_call(self, record: dict[str, Any], **values: Any) -> int | None:
+        """The new call's id; None when the CallSid is already on record."""
+        connection = self.session.connection()
+        return connection.execute(_INSERT_CALL[connection.dialect.name], {**record, **values}).scalar()
+
+    def _replayed_late(self, sid: str, agent: Reserved | None) -> VoiceResponse:
+        """The call is on record but this event's receipt is not: receipts are pruned after days, and Twilio
+        redelivers within seconds, so this is a replay. It changes nothing; the agent reserved for it goes back."""
+        logger.warning("incoming %s: already on record, ignored as a late replay", sid)
+        if agent is not None:
+            identity = agent.identity
+            self.unit.after_commit.append(
+                lambda: self._live(lambda: self.svc.presence.transition(identity, "available", expect_call=sid)))
+        return twiml.hang_up()
 
     def _live(self, change: Callable[[], Any]) -> Any:
         """A live-state change that must not break the record: on a Redis outage it is logged and skipped."""
