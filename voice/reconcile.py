@@ -1,8 +1,8 @@
 """Agents still held by calls that are over, because the webhook that should have freed them never came.
 
-Twilio does not retry a status callback or a `<Dial>` action that failed (the app was down or redeploying), a
-number may have been set up without its status callback, and a web process may die between reserving an agent
-and recording the call. Each leaves an agent 'reserved' or 'busy' for good: invisible to callers while their page
+Twilio retries a webhook whose connection failed only briefly (its connection override, once by default), so a
+status callback or `<Dial>` action sent while the app was down or redeploying is lost; a number may have been set
+up without its status callback; and a web process may die between reserving an agent and recording the call. Each leaves an agent 'reserved' or 'busy' for good: invisible to callers while their page
 says they are on a call. A job the sweeper runs every minute looks at agents held for longer than a ring, and
 compares with the record and, where the record still says the call is live, with Twilio itself.
 """
