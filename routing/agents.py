@@ -166,7 +166,8 @@ def _engaged(session: Session, ring_seconds: int, now: datetime) -> dict[int, tu
     """Agent id -> (presence status, what they hold) for the calls and callbacks the database says are under way.
 
     An unanswered ring lasts at most the ring timeout and a Twilio call at most four hours, so older records
-    whose end never arrived do not hold an agent forever.
+    whose end never arrived do not hold an agent forever; both bounds are ranges of the (outcome, started_at)
+    index, so a call log of millions is not scanned.
     """
     ringing_since = now - timedelta(seconds=ring_seconds + 60)
     engaged: dict[int, tuple[str, str]] = {}
@@ -174,7 +175,7 @@ def _engaged(session: Session, ring_seconds: int, now: datetime) -> dict[int, tu
         select(Call.agent_id, Call.call_sid, Call.answered_at)
         .where(Call.agent_id.is_not(None), Call.ended_at.is_(None),
                or_(and_(Call.outcome == "ringing", Call.started_at >= ringing_since),
-                   and_(Call.outcome == "answered", Call.answered_at >= now - LONGEST_CALL)))
+                   and_(Call.outcome == "answered", Call.started_at >= now - LONGEST_CALL)))
         .order_by(Call.started_at)
     )
     for agent_id, call_sid, answered_at in calls:
