@@ -2,9 +2,10 @@
 
 Twilio retries a webhook whose connection failed only briefly (its connection override, once by default), so a
 status callback or `<Dial>` action sent while the app was down or redeploying is lost; a number may have been set
-up without its status callback; and a web process may die between reserving an agent and recording the call. Each leaves an agent 'reserved' or 'busy' for good: invisible to callers while their page
-says they are on a call. A job the sweeper runs every minute looks at agents held for longer than a ring, and
-compares with the record and, where the record still says the call is live, with Twilio itself.
+up without its status callback; and a web process may die between reserving an agent and recording the call.
+Each leaves an agent 'reserved' or 'busy' for good: invisible to callers while their page says they are on a
+call. A job the sweeper runs every minute looks at agents held for longer than a ring, and compares with the
+record and, where the record still says the call is live, with Twilio itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from typing import Any
 
 from requests import RequestException
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from directo.jobs import current_services
@@ -54,12 +55,7 @@ def reconcile_agents() -> list[str]:
 
 
 def _call_over(svc: Services, identity: str, call_sid: str) -> bool:
-    with svc.db.reading() as connection:
-        record = connection.execute(
-            select(Call.ended_at, Call.outcome, Agent.identity)
-            .outerjoin(Agent, Agent.id == Call.agent_id)
-            .where(Call.call_sid == call_sid)
-        ).first()
+    record = _with_agent(svc, Call, Call.call_sid == call_sid, Call.ended_at, Call.outcome)
     if record is None or record.ended_at is not None or record.outcome not in LIVE_OUTCOMES \
             or record.identity != identity:
         # Never recorded (its web process died), or over or handed on by the record's account.
@@ -78,12 +74,7 @@ def _call_over(svc: Services, identity: str, call_sid: str) -> bool:
 def _callback_over(svc: Services, identity: str, key: str) -> bool:
     """The same for an agent held by a callback: its record, then Twilio's word on the agent's call and its child."""
     callback_id = int(key.removeprefix(CALLBACK_PREFIX))
-    with svc.db.reading() as connection:
-        record = connection.execute(
-            select(Callback.state, Callback.current_call_sid, Agent.identity)
-            .outerjoin(Agent, Agent.id == Callback.agent_id)
-            .where(Callback.id == callback_id)
-        ).first()
+    record = _with_agent(svc, Callback, Callback.id == callback_id, Callback.state, Callback.current_call_sid)
     if record is None or record.state not in ("reserved", "dialing") or record.identity != identity:
         return _release(svc, identity, key)
     agent_leg = record.current_call_sid
@@ -104,6 +95,14 @@ def _callback_over(svc: Services, identity: str, key: str) -> bool:
     logger.warning("callback %s: call %s ended (%s) unheard; agent %s released", callback_id, agent_leg, status,
                    identity)
     return True
+
+
+def _with_agent(svc: Services, model: type[Call] | type[Callback], where: Any, *columns: Any) -> Row[Any] | None:
+    """The record's columns and the identity of the agent it names (None if the record is not there)."""
+    with svc.db.reading() as connection:
+        return connection.execute(
+            select(*columns, Agent.identity).outerjoin(Agent, Agent.id == model.agent_id).where(where)
+        ).first()
 
 
 def _release(svc: Services, identity: str, held: str) -> bool:
