@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import uuid
 from collections.abc import Iterator
@@ -58,16 +59,30 @@ MIGRATION_LOCK = int.from_bytes(b"directo", "big")  # any constant bigint, the s
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; safe to call at every start."""
+    """Bring the schema to the newest revision; safe to call at every start.
+
+    Web and worker processes start together on a new deployment: one migrates while the others wait, then find
+    the schema done. PostgreSQL: an advisory lock. SQLite: a lock file beside the database, taken before the first
+    connection, because that connection switches a new file to WAL, which concurrent first connections cannot do.
+    """
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            # Web and worker processes start together on a new deployment: one migrates while the others wait
-            # here, then find the schema done (SQLite's BEGIN IMMEDIATE already makes them take turns).
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 class Database:
