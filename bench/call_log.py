@@ -20,8 +20,8 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select, text
 
-from directo.db import Database
-from directo.models import Agent, Base, Call, Customer
+from directo.core.db import Database
+from directo.core.models import Agent, Base, Call, Customer
 from voice.supervisor.call_log import Filters, csv_stream, encode_cursor, page
 
 AGENTS = 20

@@ -20,9 +20,9 @@ from datetime import timedelta
 from harness import TOP, percentile, private_stack
 from sqlalchemy import insert
 
-from directo.models import Callback, utcnow
-from directo.standin import NoAnswer, StandIn
+from directo.core.models import Callback, utcnow
 from routing import agents as admin
+from standin import NoAnswer, StandIn
 
 TOKEN = "bench-token"
 ACCOUNT = "AC" + "b" * 32

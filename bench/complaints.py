@@ -21,7 +21,7 @@ import wave
 from harness import percentile, private_stack
 from sqlalchemy import insert
 
-from directo.models import Call, utcnow
+from directo.core.models import Call, utcnow
 from recordings.complaints import flag
 from recordings.fetch import normalise
 

@@ -13,8 +13,10 @@ import time
 from flask import Response, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
+from routing import twiml
 from routing.directory import CallerContext
-from voice import create_app, twiml
+from routing.presence import presence as live_presence
+from voice import create_app
 from voice.auth import csrf
 from voice.signature import twilio_signed
 from voice.webhooks import external_url
@@ -39,7 +41,7 @@ def floor() -> Response:
 @csrf.exempt
 @twilio_signed
 def bound() -> Response:
-    presence = current_app.extensions["directo"].presence
+    presence = live_presence(current_app.extensions["directo"])
     caller = CallerContext(number=request.form.get("From"), language="es")
     snapshot, _ = presence.snapshot(caller.language, None, time.time())
     agent = snapshot.idle[0].identity if snapshot.idle else "nobody"

@@ -12,10 +12,10 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 
-from directo.config import Config  # noqa: E402
-from directo.db import fresh_database  # noqa: E402
-from directo.embedded_redis import EmbeddedRedis  # noqa: E402
-from directo.services import Services  # noqa: E402
+from directo.core.config import Config  # noqa: E402
+from directo.core.db import fresh_database  # noqa: E402
+from directo.core.embedded_redis import EmbeddedRedis  # noqa: E402
+from directo.core.services import Services  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:

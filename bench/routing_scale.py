@@ -29,12 +29,13 @@ sys.path.insert(0, str(TOP))
 
 from harness import percentile  # noqa: E402
 
-from directo.config import Config  # noqa: E402
-from directo.embedded_redis import EmbeddedRedis  # noqa: E402
-from directo.models import Agent, Base, Customer  # noqa: E402
-from directo.services import Services  # noqa: E402
+from directo.core.config import Config  # noqa: E402
+from directo.core.embedded_redis import EmbeddedRedis  # noqa: E402
+from directo.core.models import Agent, Base, Customer  # noqa: E402
+from directo.core.services import Services  # noqa: E402
 from routing.directory import lookup  # noqa: E402
 from routing.policy import CallerProfile  # noqa: E402
+from routing.presence import presence  # noqa: E402
 from routing.router import route  # noqa: E402
 
 BATCH = 50_000
@@ -50,8 +51,8 @@ def populate(svc: Services, agents: int, customers: int, rng: random.Random) -> 
     with svc.db.session() as session:
         rows = list(session.scalars(select(Agent)))
         for agent in rows:
-            svc.presence.register(agent)
-            svc.presence.transition(agent.identity, "available", since=time.time() - rng.random() * 3600)
+            presence(svc).register(agent)
+            presence(svc).transition(agent.identity, "available", since=time.time() - rng.random() * 3600)
         ids = [agent.id for agent in rows]
     numbers = [f"+346{n:08d}" for n in rng.sample(range(10**8), customers)]
     for start in range(0, customers, BATCH):
@@ -70,11 +71,11 @@ def decide(svc: Services, number: str, sid: str) -> tuple[float, str | None]:
     started = time.perf_counter()
     with svc.db.session() as session:
         caller = lookup(session, number, "es")
-    chosen = route(svc.presence, sid, CallerProfile(caller.language, caller.previous_agent, frozenset()),
+    chosen = route(presence(svc), sid, CallerProfile(caller.language, caller.previous_agent, frozenset()),
                    time.time()).agent
     elapsed = time.perf_counter() - started
     if chosen is not None:
-        svc.presence.transition(chosen.identity, "available", expect_call=sid, since=time.time())
+        presence(svc).transition(chosen.identity, "available", expect_call=sid, since=time.time())
     return elapsed * 1000, chosen.identity if chosen else None
 
 

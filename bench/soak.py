@@ -23,9 +23,9 @@ import requests
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 
-from directo.config import Config  # noqa: E402
-from directo.embedded_redis import EmbeddedRedis  # noqa: E402
-from directo.services import Services  # noqa: E402
+from directo.core.config import Config  # noqa: E402
+from directo.core.embedded_redis import EmbeddedRedis  # noqa: E402
+from directo.core.services import Services  # noqa: E402
 from directo.simulate import Options, Simulation  # noqa: E402
 from directo.simulate.run import OUR_NUMBER  # noqa: E402
 

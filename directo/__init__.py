@@ -1,1 +1,2 @@
-"""Directo's shared core: configuration, the system-of-record database and the command line."""
+"""Directo's own package: the core (`directo.core`), the `directo` command (`directo.cli`) and the simulator
+(`directo.simulate`, a development tool loaded only by `directo simulate`)."""

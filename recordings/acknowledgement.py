@@ -10,13 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
-from directo.models import Call, CallEvent, Complaint, utcnow
-from directo.services import Services
-from directo.twilio_client import twilio_client
+from directo.core.languages import say_language
+from directo.core.models import Call, CallEvent, Complaint, utcnow
+from directo.core.services import Services
+from directo.core.twilio_client import twilio_client
+from directo.core.unit_of_work import Unit
 from recordings import audit
 from recordings.references import spelled
-from voice import prompts
-from voice.receipts import Unit
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def acknowledgement_twiml(session: Session, call: Call, url_for: Callable[..., s
 
 def reference_twiml(language: str, reference: str, spoken_url: str) -> VoiceResponse:
     """The reference spelled out twice with pauses, then on to the webhook that notes it was heard."""
-    voice = prompts.say_language(language)
+    voice = say_language(language)
     response = VoiceResponse()
     response.pause(length=1)
     response.say(text(language, "first", reference), language=voice)
@@ -76,7 +76,7 @@ def reference_twiml(language: str, reference: str, spoken_url: str) -> VoiceResp
 
 def goodbye_twiml(language: str) -> VoiceResponse:
     response = VoiceResponse()
-    response.say(text(language, "goodbye"), language=prompts.say_language(language))
+    response.say(text(language, "goodbye"), language=say_language(language))
     response.hangup()
     return response
 

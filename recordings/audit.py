@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from directo.models import AuditEntry, utcnow
+from directo.core.models import AuditEntry, utcnow
 
 GENESIS = "0" * 64
 # PostgreSQL advisory lock key for appenders: two concurrent appends must not both extend the same head.

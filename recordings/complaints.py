@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from directo.models import Call, CallEvent, Complaint, utcnow
-from directo.services import Services
+from directo.core.models import Call, CallEvent, Complaint, utcnow
+from directo.core.services import Services
 from recordings import audit
 from recordings.errors import ComplaintError, NotAllowed, NotFound, TooEarly
 from recordings.references import next_reference

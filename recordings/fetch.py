@@ -16,13 +16,13 @@ from rq import Retry
 from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
-from directo.jobs import current_services
-from directo.models import Complaint, Recording, utcnow
-from directo.services import Services
+from directo.core.jobs import current_services
+from directo.core.models import Complaint, Recording, utcnow
+from directo.core.services import Services
+from directo.core.unit_of_work import Unit
 from recordings import audit
 from recordings.attempts import describe, enqueue_once, last_attempt
 from recordings.storage import LocalStorage
-from voice.receipts import Unit
 
 with warnings.catch_warnings():  # pydub warns at import about ffmpeg and audioop; WAV in memory needs neither
     warnings.simplefilter("ignore", RuntimeWarning)

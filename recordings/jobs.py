@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from directo.models import Recording
-from directo.services import Services
+from directo.core.jobs import current_services
+from directo.core.models import Recording
+from directo.core.services import Services
 from recordings import sms
 from recordings.fetch import enqueue_fetch
 
-__all__ = ["enqueue_fetch", "resume_pending"]
+__all__ = ["enqueue_fetch", "resume_pending", "resume_pending_job"]
 
 
 def resume_pending(svc: Services) -> int:
     """Re-queue what a lost job (Redis outage, worker killed) left undone; jobs already queued are not doubled."""
-    base = svc.config.public_base_url
-    status_url = f"{base}/voice/complaints/sms-status" if base else None
-    queued = sum(sms.enqueue_send(svc, complaint_id, status_url, attempt=attempt)
+    queued = sum(sms.enqueue_send(svc, complaint_id, sms.status_url(svc), attempt=attempt)
                  for complaint_id, attempt in sms.unsent(svc))
     with svc.db.session() as session:
         pending = session.scalars(select(Recording.id).where(Recording.state == "pending",
                                                              Recording.source_url != "")).all()
     return queued + sum(enqueue_fetch(svc, recording_id) for recording_id in pending)
+
+
+def resume_pending_job() -> int:
+    """The periodic job (see `directo.core.periodic`): SMS and recordings of complaints are promises too."""
+    return resume_pending(current_services())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from directo.db import insert_or_ignore
-from directo.models import ComplaintCounter
+from directo.core.db import insert_or_ignore
+from directo.core.models import ComplaintCounter
 
 PREFIX = "R"
 _CREATE_YEAR = {dialect: insert_or_ignore(dialect, ComplaintCounter) for dialect in ("sqlite", "postgresql")}

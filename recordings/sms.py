@@ -13,14 +13,14 @@ from twilio.rest import Client
 from twilio.rest.api.v2010.account.message import MessageInstance
 from twilio.twiml.voice_response import VoiceResponse
 
-from directo.jobs import current_services
-from directo.models import Complaint, SmsMessage, utcnow
-from directo.services import Services
-from directo.twilio_client import twilio_client
+from directo.core.jobs import current_services
+from directo.core.models import Complaint, SmsMessage, utcnow
+from directo.core.services import Services
+from directo.core.twilio_client import twilio_client
+from directo.core.unit_of_work import Unit
 from recordings import audit
 from recordings.acknowledgement import sms_body
 from recordings.attempts import describe, enqueue_once, last_attempt
-from voice.receipts import Unit
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,11 @@ IN_FLIGHT = ("accepted", "sent")
 STATES = {"queued": "accepted", "accepted": "accepted", "scheduled": "accepted", "sending": "sent", "sent": "sent",
           "delivered": "delivered", "undelivered": "undelivered", "failed": "failed", "read": "delivered"}
 RANK = {"pending": 0, "accepted": 1, "sent": 2, "undelivered": 3, "failed": 3, "delivered": 4}
+
+
+def status_url(svc: Services) -> str | None:
+    """Where Twilio reports delivery; with no public URL the SMS still goes, its report is simply not asked for."""
+    return svc.urls("complaints.twilio.sms_status") if svc.config.public_base_url else None
 
 
 def enqueue_send(svc: Services, complaint_id: int, status_url: str | None, delay: int = 0, attempt: int = 0) -> bool:

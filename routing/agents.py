@@ -11,11 +11,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from directo.config import SUPPORTED_LANGUAGES
-from directo.models import Agent, Call, Callback, utcnow
-from directo.services import Services
+from directo.core.languages import SUPPORTED_LANGUAGES
+from directo.core.models import Agent, Call, Callback, utcnow
+from directo.core.services import Services
 from routing.callbacks import dispatch, reservation_key
 from routing.directory import normalise_number
+from routing.presence import presence
 
 logger = logging.getLogger(__name__)
 IDENTITY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -70,7 +71,7 @@ def add_agent(
         agent.languages = codes
         session.add(agent)
         session.flush()
-        svc.presence.register(agent)
+        presence(svc).register(agent)
     return agent
 
 
@@ -82,14 +83,14 @@ def set_status(svc: Services, identity: str, status: str) -> str:
         agent = session.scalar(select(Agent).where(Agent.identity == identity))
         if agent is None or not agent.active:
             raise AgentError(f"no active agent {identity!r}")
-        if not svc.presence.known(identity):
-            svc.presence.register(agent)
-        live = svc.presence.state(identity)
+        if not presence(svc).known(identity):
+            presence(svc).register(agent)
+        live = presence(svc).state(identity)
         if live.get("status") in ON_A_CALL:
             raise AgentError(f"{identity} is on call {live.get('call')}; change their status when it ends")
         agent.status = status
         # Compare-and-set on the call we just saw: a call reserved for the agent meanwhile is never overwritten.
-        if live.get("status") != status and not svc.presence.transition(
+        if live.get("status") != status and not presence(svc).transition(
             identity, status, expect_call=live.get("call", ""),
             since=utcnow().timestamp() if status == "available" else None,
         ):
@@ -139,22 +140,22 @@ def restore_presence(svc: Services) -> int:
         engaged = _engaged(session, svc.config.ring_timeout_seconds, now)
     restored = 0
     for agent in agents:
-        if svc.presence.known(agent.identity):
+        if presence(svc).known(agent.identity):
             continue
-        svc.presence.register(agent)
+        presence(svc).register(agent)
         if agent.id in engaged:
             status, call = engaged[agent.id]
-            svc.presence.transition(agent.identity, status, expect_call="", call=call)
+            presence(svc).transition(agent.identity, status, expect_call="", call=call)
         elif agent.status != "offline":
-            svc.presence.transition(agent.identity, agent.status, expect_call="", since=now.timestamp())
+            presence(svc).transition(agent.identity, agent.status, expect_call="", since=now.timestamp())
         restored += 1
-    svc.presence.mark_loaded()
+    presence(svc).mark_loaded()
     return restored
 
 
 def ensure_presence(svc: Services) -> bool:
     """Put presence back if Redis lost it since it was last loaded; True when it had to."""
-    if svc.presence.loaded():
+    if presence(svc).loaded():
         return False
     restored = restore_presence(svc)
     if restored:
@@ -191,10 +192,10 @@ def _engaged(session: Session, ring_seconds: int, now: datetime) -> dict[int, tu
 
 
 def list_agents(svc: Services) -> list[AgentView]:
-    svc.presence.promote_due(utcnow().timestamp())
+    presence(svc).promote_due(utcnow().timestamp())
     with svc.db.session() as session:
         agents = session.scalars(select(Agent).order_by(Agent.identity)).all()
-    live = svc.presence.states()
+    live = presence(svc).states()
     views = []
     for agent in agents:
         state = live.get(agent.identity, {})

@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from rq import Retry
 from sqlalchemy import select, update
 
-from directo.jobs import current_services
-from directo.models import Agent, Call, Callback, utcnow
-from directo.services import Services
-from directo.twilio_client import twilio_client
+from directo.core.jobs import current_services
+from directo.core.models import Agent, Call, Callback, utcnow
+from directo.core.services import Services
+from directo.core.twilio_client import twilio_client
 from routing.agents import ensure_presence
 from routing.callbacks import attempt_call, dispatch, requeue, reservation_key
+from routing.presence import presence
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,6 @@ PLACE_RETRY = Retry(max=3, interval=[2, 10, 30])
 
 def _target(agent: Agent) -> str:
     return agent.phone or f"client:{agent.identity}"
-
-
-def _url(svc: Services, path: str, callback_id: int) -> str:
-    if not svc.config.public_base_url:
-        raise RuntimeError("PUBLIC_BASE_URL is not set: Twilio could not reach the callback webhooks")
-    return f"{svc.config.public_base_url}/voice/callbacks/{path}?callback={callback_id}"
 
 
 def _customer_served_since(svc: Services, callback: Callback) -> bool:
@@ -73,8 +68,8 @@ def place_callback(callback_id: int) -> str | None:
         call = twilio_client(config).calls.create(
             to=_target(agent),
             from_=config.twilio_caller_id,
-            url=_url(svc, "agent-answered", callback_id),
-            status_callback=_url(svc, "agent-status", callback_id),
+            url=svc.urls("callbacks.agent_answered", callback=callback_id),
+            status_callback=svc.urls("callbacks.agent_status", callback=callback_id),
             status_callback_event=AGENT_LEG_EVENTS,
             timeout=config.ring_timeout_seconds,
         )
@@ -105,7 +100,7 @@ def _give_back(svc: Services, callback_id: int, identity: str, error: str) -> No
         callback = session.get(Callback, callback_id)
         if callback is not None and callback.state in ("reserved", "dialing"):
             requeue(callback, due_at=utcnow(), error=error)
-    svc.presence.transition(identity, "available", expect_call=reservation_key(callback_id))
+    presence(svc).transition(identity, "available", expect_call=reservation_key(callback_id))
 
 
 def _close_served(svc: Services, callback_id: int, identity: str) -> None:
@@ -113,7 +108,7 @@ def _close_served(svc: Services, callback_id: int, identity: str) -> None:
         session.execute(update(Callback).where(Callback.id == callback_id, Callback.state.in_(("reserved", "queued")))
                         .values(state="done", closed_at=utcnow(),
                                 close_reason="the customer reached a person by calling in"))
-    svc.presence.transition(identity, "available", expect_call=reservation_key(callback_id))
+    presence(svc).transition(identity, "available", expect_call=reservation_key(callback_id))
     dispatch(svc, only=identity)
 
 
@@ -129,8 +124,7 @@ def sweep() -> dict[str, int]:
     now = utcnow()
     recovered = _recover_stalled(svc, now)
     handed = dispatch(svc, now=now)
-    resumed = _resume_complaint_work(svc)
-    return {"recovered": recovered, "dispatched": len(handed), "resumed": resumed}
+    return {"recovered": recovered, "dispatched": len(handed)}
 
 
 def _recover_stalled(svc: Services, now: datetime) -> int:
@@ -159,9 +153,3 @@ def _recover_stalled(svc: Services, now: datetime) -> int:
             _give_back(svc, callback_id, identity, "the worker stopped while placing the call")
     return len(stalled)
 
-
-def _resume_complaint_work(svc: Services) -> int:
-    """SMS and recordings of complaints are promises too: re-enqueue what a lost job left undone."""
-    from recordings.jobs import resume_pending  # the complaints' jobs import the call flow, which imports us
-
-    return resume_pending(svc)

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import case, select
 from sqlalchemy.orm import aliased
 
-from directo.models import Agent, Callback, Customer, utcnow
-from directo.services import Services
+from directo.core.models import Agent, Callback, Customer, utcnow
+from directo.core.services import Services
 from routing.callbacks import OPEN
 
 # An open promise this close to its deadline needs a supervisor's eye.

@@ -13,11 +13,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from directo.config import SUPPORTED_LANGUAGES, Config
-from directo.models import Agent, Call, Callback, utcnow
-from directo.services import Services
+from directo.core.config import Config
+from directo.core.languages import SUPPORTED_LANGUAGES
+from directo.core.models import Agent, Call, Callback, utcnow
+from directo.core.services import Services
 from routing import events
 from routing.callback_policy import FreeAgent, QueuedCallback, assign, promise_minutes
+from routing.presence import presence
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +125,8 @@ def _dispatch_round(svc: Services, only: str | None, now: datetime) -> tuple[lis
     from routing.callback_jobs import place_callback  # jobs import this module
 
     stamp = now.timestamp()
-    svc.presence.promote_due(stamp)
-    free = [a for a in svc.presence.idle_agents(SUPPORTED_LANGUAGES) if only in (None, a.identity)]
+    presence(svc).promote_due(stamp)
+    free = [a for a in presence(svc).idle_agents(SUPPORTED_LANGUAGES) if only in (None, a.identity)]
     if not free:
         return [], False
     preferred = aliased(Agent)
@@ -147,7 +149,7 @@ def _dispatch_round(svc: Services, only: str | None, now: datetime) -> tuple[lis
     contended = False
     for callback_id, identity in pairs:
         key = reservation_key(callback_id)
-        agent = svc.presence.reserve(key, [identity], stamp)
+        agent = presence(svc).reserve(key, [identity], stamp)
         if agent is None:  # another dispatcher or an inbound call took this agent a moment ago
             contended = True
             continue
@@ -158,7 +160,7 @@ def _dispatch_round(svc: Services, only: str | None, now: datetime) -> tuple[lis
                 .values(state="reserved", agent_id=agent.agent_id, due_at=now)
             ).rowcount
         if not won:  # another dispatcher reserved this callback first: give the agent back, idle time kept
-            svc.presence.transition(identity, "available", expect_call=key)
+            presence(svc).transition(identity, "available", expect_call=key)
             contended = True
             continue
         svc.queue.enqueue(place_callback, callback_id, job_id=f"place-callback-{callback_id}-{int(stamp * 1000)}")

@@ -8,9 +8,9 @@ import phonenumbers
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
-from directo.config import SUPPORTED_LANGUAGES
-from directo.db import insert_or_ignore
-from directo.models import Agent, Complaint, Customer, utcnow
+from directo.core.db import insert_or_ignore
+from directo.core.languages import SUPPORTED_LANGUAGES
+from directo.core.models import Agent, Complaint, Customer, utcnow
 
 # What carriers and Twilio put in From when the caller withholds their number.
 WITHHELD = {"anonymous", "restricted", "unknown", "private", "unavailable", "+266696687", "+86282452253", "+8656696"}

@@ -15,7 +15,8 @@ from redis import Redis
 from routing.policy import AgentState, Snapshot
 
 if TYPE_CHECKING:
-    from directo.models import Agent
+    from directo.core.models import Agent
+    from directo.core.services import Services
 
 STATUSES = ("available", "reserved", "busy", "wrapup", "away", "offline")
 
@@ -212,3 +213,11 @@ class Presence:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def presence(svc: Services) -> Presence:
+    """The process's presence on its Redis, built once (registering the Lua scripts hashes them)."""
+    found = svc.extensions.get("presence")
+    if found is None:
+        found = svc.extensions["presence"] = Presence(svc.redis)
+    return found

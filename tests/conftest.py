@@ -24,10 +24,10 @@ from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
-from directo.config import Config
-from directo.db import Database
-from directo.embedded_redis import EmbeddedRedis
-from directo.models import Base
+from directo.core.config import Config
+from directo.core.db import Database
+from directo.core.embedded_redis import EmbeddedRedis
+from directo.core.models import Base
 from voice import create_app
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -68,7 +68,7 @@ _migrated: dict[str, Database] = {}
 @pytest.fixture(scope="session", params=_database_params())
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'directo.db'}"
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'directo.core.db'}"
     return request.param
 
 
@@ -268,7 +268,7 @@ class CallCenter:
         """Wait for a condition on the record, running jobs meanwhile as a worker would."""
         import time
 
-        from directo.models import Callback
+        from directo.core.models import Callback
 
         deadline = time.monotonic() + timeout
         while not predicate():
@@ -288,8 +288,8 @@ class CallCenter:
 def callcenter(config: Config, clean: None) -> Iterator[CallCenter]:
     from dataclasses import replace
 
-    from directo.jobs import use_services
-    from directo.standin import StandIn
+    from directo.core.jobs import use_services
+    from standin import StandIn
 
     holder: dict[str, Flask] = {}
     server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True)

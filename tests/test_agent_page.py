@@ -16,9 +16,10 @@ from sqlalchemy import select
 from test_incoming import complete_call
 
 from directo.cli import main
-from directo.models import Agent, Call, Callback, Complaint, Customer, Recording, utcnow
+from directo.core.models import Agent, Call, Callback, Complaint, Customer, Recording, utcnow
 from routing import agents as admin
 from routing import events
+from routing.presence import presence
 from voice import create_app
 from voice.agent_text import TEXT
 
@@ -141,9 +142,9 @@ def test_status_buttons_change_live_presence(services, page) -> None:
     assert page.post("/agent/status", {"status": "available"}, csrf=False).status_code == 400
     answer = page.post("/agent/status", {"status": "available"})
     assert answer.status_code == 200 and answer.json["status"] == "available"
-    assert services.presence.state("ana")["status"] == "available"
+    assert presence(services).state("ana")["status"] == "available"
     assert page.post("/agent/status", {"status": "away"}).json["status"] == "away"
-    assert services.presence.state("ana")["status"] == "away"
+    assert presence(services).state("ana")["status"] == "away"
     bad = page.post("/agent/status", {"status": "busy"})
     assert bad.status_code == 400 and "available, away, offline" in bad.json["error"]
 

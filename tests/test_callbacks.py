@@ -12,10 +12,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from directo.cli import main
-from directo.models import Call, Callback, Customer, utcnow
-from directo.standin import Answer, Busy, NoAnswer
+from directo.core.models import Call, Callback, Customer, utcnow
 from routing import agents as admin
 from routing.callbacks import dispatch
+from routing.presence import presence
+from standin import Answer, Busy, NoAnswer
 
 CUSTOMER = "+34600555111"
 
@@ -105,7 +106,7 @@ def test_free_agent_rings_first_hears_who_and_why_then_the_customer_is_called(ca
         call = session.scalar(select(Call).where(Call.callback_id == callback.id, Call.direction == "callback"))
         assert call.outcome == "answered" and call.agent.identity == "ana" and call.answered_at is not None
         assert session.scalar(select(Customer).where(Customer.phone == CUSTOMER)).last_agent_id == call.agent_id
-    assert cc.services.presence.state("ana")["status"] == "wrapup"
+    assert presence(cc.services).state("ana")["status"] == "wrapup"
 
 
 def test_customer_no_answer_is_retried_inside_the_window_then_missed_and_visible(callcenter) -> None:
@@ -145,7 +146,7 @@ def test_agent_who_does_not_answer_goes_away_and_the_callback_keeps_its_place(ca
     cc.standin.network.set_behaviour("client:bea", Answer(after=1.0, talk=None))
     cc.standin.network.set_behaviour(CUSTOMER, Answer(after=1.0, talk=20.0))
     admin.set_status(cc.services, "ana", "available")
-    cc.until(lambda: cc.services.presence.state("ana")["status"] == "away")
+    cc.until(lambda: presence(cc.services).state("ana")["status"] == "away")
     requeued = callback_for(cc.services)
     assert requeued.state == "queued" and requeued.queued_at == first.queued_at and requeued.attempts == 0
     admin.set_status(cc.services, "bea", "available")
@@ -189,7 +190,7 @@ def test_only_one_agent_ever_gets_a_callback_under_concurrency(callcenter) -> No
     for i in range(20):
         cc.place_call(f"+3460077{i:04d}", caller_hangup_after=0.5).wait(timeout=20)
     for i in range(8):
-        cc.services.presence.transition(f"agent{i}", "available", since=float(i))
+        presence(cc.services).transition(f"agent{i}", "available", since=float(i))
     handed: list[int] = []
     barrier = threading.Barrier(6)
 

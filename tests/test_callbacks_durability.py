@@ -12,7 +12,7 @@ from conftest import worker_env
 from sqlalchemy import update
 from test_callbacks import callback_for, waiting_callback_and_ana
 
-from directo.models import Callback, utcnow
+from directo.core.models import Callback, utcnow
 from routing import agents as admin
 from routing.callback_jobs import sweep
 

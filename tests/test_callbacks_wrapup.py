@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from test_callbacks import add_agent, callback_for
 
-from directo.config import Config
-from directo.models import utcnow
-from directo.standin import Answer
+from directo.core.config import Config
+from directo.core.models import utcnow
 from routing.callback_report import flag
+from routing.presence import presence
+from standin import Answer
 
 WAITING = "+34600888777"
 
@@ -28,11 +29,11 @@ def test_end_of_wrap_up_dispatches_the_waiting_callback(callcenter) -> None:
     cc.standin.network.set_behaviour(WAITING, Answer(after=1.0, talk=20.0, speech_seconds=3.0,
                                                      hangup_after_speech=True))
     first = cc.place_call("+34600111000")
-    cc.standin.network.wait_until(lambda net: cc.services.presence.state("ana")["status"] == "busy", timeout=15)
+    cc.standin.network.wait_until(lambda net: presence(cc.services).state("ana")["status"] == "busy", timeout=15)
     cc.place_call(WAITING).wait(timeout=20)  # ana is on a call: this caller is promised a callback
     assert callback_for(cc.services, WAITING).state == "queued"
     first.wait(timeout=20)  # ana's conversation ends; a 1-second wrap-up begins
-    assert cc.services.presence.state("ana")["status"] == "wrapup"
+    assert presence(cc.services).state("ana")["status"] == "wrapup"
     cc.standin.network.set_behaviour(WAITING, Answer(after=1.0, talk=20.0))
     cc.until(lambda: callback_for(cc.services, WAITING).state == "done", timeout=30)
     assert callback_for(cc.services, WAITING).agent.identity == "ana"

@@ -25,14 +25,14 @@ from sqlalchemy import select
 from test_incoming import CALLER, add, complete_call, dial_of, path_of
 
 from directo.cli import main
-from directo.jobs import use_services
-from directo.models import AuditEntry, Call, Complaint, Recording, SmsMessage, utcnow
-from directo.standin import Answer, StandIn
+from directo.core.jobs import use_services
+from directo.core.models import AuditEntry, Call, Complaint, Recording, SmsMessage, utcnow
 from recordings import audit
 from recordings.acknowledgement import sms_body
 from recordings.complaints import flag
 from recordings.errors import NotAllowed
 from recordings.references import format_reference
+from standin import Answer, StandIn
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from voice.auth import IDENTITY_KEY, ROLE_KEY
 

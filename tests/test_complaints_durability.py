@@ -12,11 +12,11 @@ from test_callbacks import add_agent
 from test_callbacks_durability import kill_worker
 from test_incoming import dial_of
 
-from directo.models import SmsMessage, utcnow
-from directo.standin import Answer
+from directo.core.models import SmsMessage, utcnow
 from recordings import audit
 from recordings.complaints import flag
 from recordings.jobs import resume_pending
+from standin import Answer
 
 CALLER = "+34600444555"
 

@@ -12,7 +12,8 @@ from sqlalchemy import distinct, func, select
 from test_incoming import add
 from twilio.request_validator import RequestValidator
 
-from directo.models import Call, Callback
+from directo.core.models import Call, Callback
+from routing.presence import presence
 
 AGENTS = 12
 CALLERS = 80
@@ -44,4 +45,4 @@ def test_concurrent_incoming_calls_never_give_an_agent_two_calls(services, live_
     assert outcomes == {"ringing": AGENTS, "callback": CALLERS - AGENTS}, "the others are promised a callback"
     assert callbacks == CALLERS - AGENTS
     for identity in connected:
-        assert services.presence.state(identity)["status"] == "reserved"
+        assert presence(services).state(identity)["status"] == "reserved"

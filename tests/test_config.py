@@ -6,7 +6,7 @@ import stat
 
 from conftest import run_together
 
-READ_SECRETS = "import sys\nfrom directo.config import Config"
+READ_SECRETS = "import sys\nfrom directo.core.config import Config"
 PRINT_SECRETS = "c = Config.from_env({'DIRECTO_DATA_DIR': sys.argv[1]}); print(c.secret_key, c.twilio_auth_token)"
 
 

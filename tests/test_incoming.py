@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from directo.models import Call, Customer
+from directo.core.models import Call, Customer
 from routing import agents as admin
+from routing.presence import presence
 
 ANA, BEA, TOM = "ana", "bea", "tom"
 CALLER = "+34600111222"
@@ -110,8 +111,8 @@ def test_no_answer_sets_agent_away_and_offers_the_next_agent(services, twilio) -
     retry = twilio.dial_complete(dial_of(first).get("action"), "CA001", "no-answer")
     assert client_identity(retry) == BEA
     assert "attempt=2" in dial_of(retry).get("action")
-    assert services.presence.state(ANA)["status"] == "away"
-    assert services.presence.state(BEA)["status"] == "reserved"
+    assert presence(services).state(ANA)["status"] == "away"
+    assert presence(services).state(BEA)["status"] == "reserved"
 
 
 def test_tries_are_bounded_then_the_caller_is_told_politely(services, twilio) -> None:
@@ -125,14 +126,14 @@ def test_tries_are_bounded_then_the_caller_is_told_politely(services, twilio) ->
     assert answer.xml.find("Dial") is None
     assert answer.xml.find("Say").get("language") == "es-ES"
     assert answer.xml[-1].tag == "Hangup"
-    assert services.presence.state("a4")["status"] == "available", "bounded: the 4th agent was never rung"
+    assert presence(services).state("a4")["status"] == "available", "bounded: the 4th agent was never rung"
 
 
 def test_completed_call_puts_agent_in_wrapup_and_records_the_wait(services, twilio) -> None:
     add(services, ANA)
     answer = twilio.incoming("CA001")
     complete_call(twilio, answer, "CA001", ANA)
-    live = services.presence.state(ANA)
+    live = presence(services).state(ANA)
     assert live["status"] == "wrapup"
     assert float(live["until"]) == pytest.approx(time.time() + 30, abs=5)
     with services.db.session() as session:
@@ -148,7 +149,7 @@ def test_agent_is_available_again_when_wrapup_ends(services, twilio, app) -> Non
     add(services, ANA)
     complete_call(twilio, twilio.incoming("CA001"), "CA001", ANA)
     assert twilio.incoming("CA002", from_="+34600000002").xml.find("Dial") is None  # ANA wraps up
-    services.presence.transition(ANA, "wrapup", expect_call="", until=time.time() - 1)  # the wrap-up has ended
+    presence(services).transition(ANA, "wrapup", expect_call="", until=time.time() - 1)  # the wrap-up has ended
     assert client_identity(twilio.incoming("CA003", from_="+34600000003")) == ANA
 
 
@@ -188,11 +189,11 @@ def test_withheld_or_malformed_caller_still_reaches_a_person(services, twilio, f
 
 def test_caller_hanging_up_while_ringing_frees_the_agent_with_idle_time_kept(services, twilio) -> None:
     add(services, ANA)
-    idle_since = services.presence.state(ANA)["since"]
+    idle_since = presence(services).state(ANA)["since"]
     answer = twilio.incoming("CA001")
     twilio.dial_complete(dial_of(answer).get("action"), "CA001", "no-answer", CallStatus="completed")
     twilio.status("CA001", "completed")
-    live = services.presence.state(ANA)
+    live = presence(services).state(ANA)
     assert live["status"] == "available" and live["since"] == idle_since
     with services.db.session() as session:
         assert session.scalar(select(Call.outcome).where(Call.call_sid == "CA001")) == "abandoned"

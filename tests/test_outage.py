@@ -11,10 +11,11 @@ from rq import SimpleWorker
 from sqlalchemy import select, text
 from test_incoming import add, client_identity, dial_of
 
-from directo.db import fresh_database
-from directo.jobs import use_services
-from directo.models import Agent, Call
+from directo.core.db import fresh_database
+from directo.core.jobs import use_services
+from directo.core.models import Agent, Call
 from routing.callback_jobs import sweep
+from routing.presence import presence
 from voice import create_app
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
@@ -65,7 +66,7 @@ def test_redis_back_without_its_data_still_puts_callers_through_to_agents_at_wor
     add(services, "cy", status="offline")
     services.redis.flushdb()
     assert client_identity(twilio.incoming("CA1")) == "ana"
-    states = {identity: state["status"] for identity, state in services.presence.states().items()}
+    states = {identity: state["status"] for identity, state in presence(services).states().items()}
     assert states == {"ana": "reserved", "bea": "away", "cy": "offline"}
 
 
@@ -81,7 +82,7 @@ def test_an_agent_on_a_call_when_redis_lost_its_data_is_not_given_a_second_one(s
     assert third.xml.find("Dial") is None, "ana is still talking to the first caller"
     twilio.dial_complete(dial_of(first).get("action"), "CA1", "completed", duration=60)
     twilio.status("CA1", "completed", duration=63)
-    assert services.presence.state("ana")["status"] == "wrapup"
+    assert presence(services).state("ana")["status"] == "wrapup"
 
 
 def test_the_sweep_puts_presence_back_before_any_call_needs_it(services) -> None:
@@ -90,7 +91,7 @@ def test_the_sweep_puts_presence_back_before_any_call_needs_it(services) -> None
     use_services(services)
     services.queue.enqueue(sweep)
     SimpleWorker([services.queue], connection=services.redis).work(burst=True)
-    assert services.presence.state("ana")["status"] == "available"
+    assert presence(services).state("ana")["status"] == "available"
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_a_database_failure_still_puts_the_caller_through_to_the_agents_free(bro
     assert answer.status == 200
     dial = dial_of(answer)
     assert [c.find("Identity").text for c in dial.findall("Client")] == ["ana"], "the free agent, not the away one"
-    assert services.presence.state("ana")["status"] == "available", "the failed call's reservation was undone"
+    assert presence(services).state("ana")["status"] == "available", "the failed call's reservation was undone"
 
 
 def test_a_database_failure_with_nobody_free_dials_the_fallback_number(broken_database) -> None:

@@ -7,15 +7,16 @@ import time
 from sqlalchemy import select
 from test_callbacks import CUSTOMER, add_agent, callback_for, waiting_callback_and_ana
 
-from directo.models import Call, Customer
-from directo.standin import Answer
+from directo.core.models import Call, Customer
 from routing import agents as admin
-from voice.reconcile import reconcile_agents
+from routing.presence import presence
+from routing.reconcile import reconcile_agents
+from standin import Answer
 
 
 def held_since(cc, identity: str, seconds_ago: float) -> None:
     """Time passes: the agent was reserved this long ago."""
-    cc.services.redis.hset(f"{cc.services.presence.prefix}agent:{identity}", "reserved_at", time.time() - seconds_ago)
+    cc.services.redis.hset(f"{presence(cc.services).prefix}agent:{identity}", "reserved_at", time.time() - seconds_ago)
 
 
 def reconcile(cc) -> list[str]:
@@ -38,12 +39,12 @@ def test_an_agent_whose_call_ended_while_the_app_was_unreachable_is_released(cal
     cc.standin.faults.unreachable("/voice/dial-complete")  # the app is redeploying when the call ends:
     cc.standin.faults.unreachable("/voice/status")  # Twilio's tries fail and it moves on
     sid = cc.place_call(CUSTOMER).wait(timeout=20).root.sid
-    assert cc.services.presence.state("ana")["status"] == "busy", "nobody told the app the call ended"
+    assert presence(cc.services).state("ana")["status"] == "busy", "nobody told the app the call ended"
     assert reconcile(cc) == [], "a call younger than a ring plus a minute is left alone"
 
     held_since(cc, "ana", 600)
     assert reconcile(cc) == ["ana"]
-    assert cc.services.presence.state("ana")["status"] == "wrapup", "as if the status callback had come"
+    assert presence(cc.services).state("ana")["status"] == "wrapup", "as if the status callback had come"
     call = record(cc, sid)
     assert call.outcome == "answered" and call.ended_at is not None
     with cc.services.db.session() as session:
@@ -56,10 +57,10 @@ def test_an_agent_on_a_long_conversation_is_left_alone_and_twilio_asked_sparingl
     add_agent(cc.services, "ana")
     cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))  # talks until the caller hangs up
     call = cc.place_call(CUSTOMER, caller_hangup_after=3600)
-    cc.until(lambda: cc.services.presence.state("ana").get("status") == "busy", jobs=False)
+    cc.until(lambda: presence(cc.services).state("ana").get("status") == "busy", jobs=False)
     held_since(cc, "ana", 1800)
     assert reconcile(cc) == [] and reconcile(cc) == []
-    assert cc.services.presence.state("ana")["status"] == "busy"
+    assert presence(cc.services).state("ana")["status"] == "busy"
     assert record(cc, call.root.sid).ended_at is None
     assert cc.standin.api.requests["GET /Calls/<sid>.json"] == 1, "asked once, not again within five minutes"
 
@@ -67,11 +68,11 @@ def test_an_agent_on_a_long_conversation_is_left_alone_and_twilio_asked_sparingl
 def test_an_agent_reserved_for_a_call_that_was_never_recorded_is_freed(callcenter) -> None:
     cc = callcenter
     add_agent(cc.services, "ana")
-    idle_since = float(cc.services.presence.state("ana")["since"])
+    idle_since = float(presence(cc.services).state("ana")["since"])
     # A web process reserved ana and died before recording the call (Twilio's retry went elsewhere).
-    assert cc.services.presence.reserve("CA" + "f" * 32, ["ana"], time.time() - 600)
+    assert presence(cc.services).reserve("CA" + "f" * 32, ["ana"], time.time() - 600)
     assert reconcile(cc) == ["ana"]
-    state = cc.services.presence.state("ana")
+    state = presence(cc.services).state("ana")
     assert state["status"] == "available" and float(state["since"]) == idle_since, "idle time kept"
 
 
@@ -84,10 +85,10 @@ def test_an_agent_whose_callback_ended_while_the_app_was_unreachable_is_released
     cc.until(lambda: (leg := cc.standin.network.legs_to(CUSTOMER)[-1:]) and leg[0].ended
              and leg[0].parent is not None and leg[0].parent.ended)
     assert callback_for(cc.services).state == "dialing", "nobody told the app the promise was kept"
-    assert cc.services.presence.state("ana")["status"] == "busy"
+    assert presence(cc.services).state("ana")["status"] == "busy"
 
     held_since(cc, "ana", 600)
     assert reconcile(cc) == ["ana"]
     callback = callback_for(cc.services)
     assert callback.state == "done" and callback.close_reason.startswith("kept"), "the customer did answer"
-    assert cc.services.presence.state("ana")["status"] == "wrapup"
+    assert presence(cc.services).state("ana")["status"] == "wrapup"

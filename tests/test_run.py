@@ -15,9 +15,9 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from directo.config import Config
-from directo.embedded_redis import EmbeddedRedis
-from directo.services import Services
+from directo.core.config import Config
+from directo.core.embedded_redis import EmbeddedRedis
+from directo.core.services import Services
 from routing import agents as admin
 
 TOKEN = "run-test-token"

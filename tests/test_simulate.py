@@ -15,16 +15,16 @@ from click.testing import CliRunner
 from conftest import wait_until_listening, worker_env
 
 from directo.cli import main
-from directo.config import Config
-from directo.services import Services
+from directo.core.config import Config
+from directo.core.services import Services
 from directo.simulate import Options, Simulation
 from directo.simulate.people import Habits
 from directo.simulate.population import Population
 from directo.simulate.run import OUR_NUMBER
 from directo.simulate.scenarios import SCENARIOS
 from directo.simulate.summary import overlapping_offers
-from directo.standin import Answer, NoAnswer, StandIn
-from directo.standin.model import Call
+from standin import Answer, NoAnswer, StandIn
+from standin.model import Call
 
 # Fast habits for CI: short calls, quick wrap-ups, no one away for long.
 QUICK = Habits(ring=(1.0, 3.0), talk=(10.0, 30.0), wrapup=(1.0, 3.0), back_at_desk=(5.0, 10.0))

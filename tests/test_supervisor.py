@@ -17,9 +17,10 @@ from test_agent_page import PASSWORD, AgentPage, agent_with_password
 from test_incoming import complete_call
 from twilio.request_validator import RequestValidator
 
-from directo.models import Agent, AuditEntry, Call, Callback, CallEvent, Recording, utcnow
+from directo.core.models import Agent, AuditEntry, Call, Callback, CallEvent, Recording, utcnow
 from recordings.complaints import flag
 from routing import agents as admin
+from routing.presence import presence
 from voice.supervisor import MAX_REASON, bp, call_log
 from voice.supervisor.call_log import Filters, page
 
@@ -293,7 +294,7 @@ def test_agent_management_adds_resets_changes_languages_and_deactivates(console,
     refused = form(sup, "/supervisor/agents/dan/languages", {"languages": "es"})
     assert refused.status_code == 409 and "taking calls" in refused.get_data(as_text=True)
     assert form(sup, "/supervisor/agents/dan/active", {"active": "0"}).status_code == 302
-    assert services.presence.state("dan")["status"] == "offline", "out of routing"
+    assert presence(services).state("dan")["status"] == "offline", "out of routing"
     assert AgentPage(console.test_client()).login("dan", "a brand new one").status_code == 401
     assert form(sup, "/supervisor/agents/sara/active", {"active": "0"}).status_code == 400
     with services.db.session() as session:

@@ -12,9 +12,11 @@ from sqlalchemy import delete, func, select, update
 from test_incoming import add, client_identity, complete_call, dial_of
 from twilio.request_validator import RequestValidator
 
-from directo.jobs import use_services
-from directo.models import Call, CallEvent, WebhookReceipt
-from voice import create_app, receipts
+from directo.core import unit_of_work as receipts
+from directo.core.jobs import use_services
+from directo.core.models import Call, CallEvent, WebhookReceipt
+from routing.presence import presence
+from voice import create_app
 
 
 def calls_count(services) -> int:
@@ -27,7 +29,7 @@ def test_unsigned_webhook_is_refused_and_changes_nothing(services, twilio) -> No
     answer = twilio.post("/voice/incoming", {"CallSid": "CA1", "From": "+34600111222"}, signature="")
     assert answer.status == 403
     assert calls_count(services) == 0
-    assert services.presence.state("ana")["status"] == "available"
+    assert presence(services).state("ana")["status"] == "available"
 
 
 def test_forged_signature_is_refused(services, client) -> None:
@@ -87,7 +89,7 @@ def test_redelivered_incoming_webhook_replays_the_same_answer_and_reserves_no_on
     again = twilio.incoming("CA1")
     assert again.status == 200 and again.body == first.body
     assert calls_count(services) == 1
-    assert services.presence.state("bea")["status"] == "available"
+    assert presence(services).state("bea")["status"] == "available"
 
 
 def test_redelivered_dial_complete_does_not_ring_a_third_agent(services, twilio) -> None:
@@ -97,7 +99,7 @@ def test_redelivered_dial_complete_does_not_ring_a_third_agent(services, twilio)
     first = twilio.dial_complete(action, "CA1", "no-answer")
     second = twilio.dial_complete(action, "CA1", "no-answer")
     assert client_identity(first) == client_identity(second) == "bea"
-    assert services.presence.state("carla")["status"] == "available"
+    assert presence(services).state("carla")["status"] == "available"
     with services.db.session() as session:
         kinds = session.scalars(select(CallEvent.kind).order_by(CallEvent.id)).all()
     assert kinds.count("agent-reserved") == 2
@@ -151,8 +153,8 @@ def test_a_replay_after_its_receipts_were_pruned_changes_nothing(services, twili
     complete_call(twilio, answer, "CA1", client_identity(answer))
     with services.db.session() as session:
         session.execute(delete(WebhookReceipt))  # what pruning does, days later
-    before = {identity: state["status"] for identity, state in services.presence.states().items()}
+    before = {identity: state["status"] for identity, state in presence(services).states().items()}
     assert twilio.incoming("CA1").xml.find("Dial") is None
     assert twilio.dial_complete(dial_of(answer).get("action"), "CA1", "no-answer").xml.find("Dial") is None
-    assert {identity: state["status"] for identity, state in services.presence.states().items()} == before
+    assert {identity: state["status"] for identity, state in presence(services).states().items()} == before
     assert calls_count(services) == 1

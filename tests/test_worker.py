@@ -11,7 +11,7 @@ from redis import Redis
 from rq import Queue
 from rq.job import JobStatus
 
-from directo.embedded_redis import EmbeddedRedis
+from directo.core.embedded_redis import EmbeddedRedis
 
 
 def test_a_job_queued_after_the_worker_sat_idle_runs_at_once(services) -> None:

@@ -8,8 +8,8 @@ import time
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from directo.config import Config
-from directo.services import Services
+from directo.core.config import Config
+from directo.core.services import Services
 from voice.auth import csrf
 
 

@@ -9,7 +9,7 @@ from flask import url_for
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from directo.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
+from directo.core.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
 
 RECENT_CALLS = 5
 

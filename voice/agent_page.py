@@ -26,9 +26,10 @@ from twilio.jwt.access_token.grants import VoiceGrant
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from directo.models import Agent, Call, Callback, Recording
-from directo.services import Services
+from directo.core.models import Agent, Call, Callback, Recording
+from directo.core.services import Services
 from routing import agents as agent_admin
+from routing.presence import presence
 from voice import agent_context, agent_events
 from voice.agent_text import TEXT, choose_language
 from voice.auth import current_identity, is_supervisor, log_in, log_out, login_required
@@ -111,7 +112,7 @@ def page() -> Any:
 @bp.get("/state")
 @login_required
 def state() -> dict[str, Any]:
-    return {**agent_events.live_state(services().presence, _me().identity), "server_time": time.time()}
+    return {**agent_events.live_state(presence(services()), _me().identity), "server_time": time.time()}
 
 
 @bp.post("/status")
@@ -125,7 +126,7 @@ def status() -> Any:
         agent_admin.set_status(services(), identity, wanted)
     except agent_admin.AgentError as refused:
         abort(409, str(refused))
-    return {**agent_events.live_state(services().presence, identity), "server_time": time.time()}
+    return {**agent_events.live_state(presence(services()), identity), "server_time": time.time()}
 
 
 @bp.get("/token")
@@ -150,7 +151,7 @@ def token() -> Any:
 def events() -> Response:
     svc = services()
     lifetime = current_app.config.get("AGENT_EVENTS_SECONDS", agent_events.LIFETIME_SECONDS)
-    body = agent_events.stream(svc.redis, svc.presence, _me().identity, lifetime)
+    body = agent_events.stream(svc.redis, presence(svc), _me().identity, lifetime)
     return Response(body, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

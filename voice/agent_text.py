@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from directo.config import SUPPORTED_LANGUAGES
+from directo.core.languages import SUPPORTED_LANGUAGES
 
 TEXT: dict[str, dict[str, str]] = {
     "es": {

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from voice.callback_calls import CallbackFlow
+from directo.core.urls import path
+from routing.callback_calls import CallbackFlow
 from voice.signature import twilio_signed
 from voice.webhooks import handle, never_a_500
 
-bp = Blueprint("callbacks", __name__, url_prefix="/voice/callbacks")
+bp = Blueprint("callbacks", __name__)
 bp.register_error_handler(Exception, never_a_500)
 
 
@@ -23,37 +24,37 @@ def _step(name: str, key: str) -> Response:
                   flow_class=CallbackFlow)
 
 
-@bp.post("/reason")
+@bp.post(path("callbacks.reason"))
 @twilio_signed
 def reason() -> Response:
     return _step("reason", "reason")
 
 
-@bp.post("/reason-status")
+@bp.post(path("callbacks.reason_status"))
 @twilio_signed
 def reason_status() -> Response:
     return _step("reason_status", f"reason-status:{request.form.get('RecordingStatus', '')}")
 
 
-@bp.post("/agent-answered")
+@bp.post(path("callbacks.agent_answered"))
 @twilio_signed
 def agent_answered() -> Response:
     return _step("agent_answered", "agent-answered")
 
 
-@bp.post("/agent-status")
+@bp.post(path("callbacks.agent_status"))
 @twilio_signed
 def agent_status() -> Response:
     return _step("agent_status", f"agent-status:{request.form.get('CallStatus', '')}")
 
 
-@bp.post("/customer-leg")
+@bp.post(path("callbacks.customer_leg"))
 @twilio_signed
 def customer_leg() -> Response:
     return _step("customer_leg", f"customer-leg:{request.form.get('CallSid', '')}:{request.form.get('CallStatus')}")
 
 
-@bp.post("/customer-complete")
+@bp.post(path("callbacks.customer_complete"))
 @twilio_signed
 def customer_complete() -> Response:
     return _step("customer_complete", "customer-complete")

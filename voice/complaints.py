@@ -8,17 +8,18 @@ from flask import Blueprint, Response, abort, jsonify, request
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
+from directo.core.unit_of_work import Unit
+from directo.core.urls import path
 from recordings import acknowledgement, fetch, sms
 from recordings.complaints import flag
 from recordings.errors import ComplaintError
 from voice.auth import csrf, current_identity, is_supervisor, login_required
-from voice.receipts import Unit
 from voice.signature import twilio_signed
 from voice.webhooks import external_url, handle, never_a_500, services
 
 bp = Blueprint("complaints", __name__)
 # Twilio's callbacks: signed instead of CSRF-protected, and answered with TwiML even when something fails.
-twilio = Blueprint("twilio", __name__, url_prefix="/voice/complaints")
+twilio = Blueprint("twilio", __name__)
 twilio.register_error_handler(Exception, never_a_500)
 
 
@@ -61,7 +62,7 @@ def _on_call(event: str, step: Callable[[Unit, int, str], VoiceResponse]) -> Res
     return handle(f"{event}:{complaint_id}", lambda flow: step(flow.unit, complaint_id, request.form["CallSid"]))
 
 
-@twilio.post("/acknowledge")
+@twilio.post(path("complaints.twilio.acknowledge"))
 @csrf.exempt
 @twilio_signed
 def acknowledge() -> Response:
@@ -69,14 +70,14 @@ def acknowledge() -> Response:
         unit, services(), complaint_id, call_sid, external_url))
 
 
-@twilio.post("/spoken")
+@twilio.post(path("complaints.twilio.spoken"))
 @csrf.exempt
 @twilio_signed
 def spoken() -> Response:
     return _on_call("complaint-spoken", acknowledgement.mark_spoken)
 
 
-@twilio.post("/recording-status")
+@twilio.post(path("complaints.twilio.recording_status"))
 @csrf.exempt
 @twilio_signed
 def recording_status() -> Response:
@@ -86,7 +87,7 @@ def recording_status() -> Response:
         flow.unit, services(), complaint_id, request.form), sid_field="RecordingSid")
 
 
-@twilio.post("/sms-status")
+@twilio.post(path("complaints.twilio.sms_status"))
 @csrf.exempt
 @twilio_signed
 def sms_status() -> Response:

@@ -1,35 +1,25 @@
-"""Recordings for Twilio to <Play>: unguessable, signed links, since Twilio's own media may need credentials."""
+"""Recordings for Twilio to <Play>: served only to holders of the signed link (see `directo.core.media_links`)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from pathlib import Path
 
 import requests
-from flask import Blueprint, Response, abort, current_app, send_file
+from flask import Blueprint, Response, abort, send_file
 
-from directo.models import Recording
-from voice.webhooks import external_url, services
+from directo.core import media_links
+from directo.core.models import Recording
+from directo.core.urls import path
+from voice.webhooks import services
 
-bp = Blueprint("media", __name__, url_prefix="/media")
-
-
-def _token(recording_id: int) -> str:
-    key = current_app.config["DIRECTO"].secret_key.encode()
-    return hmac.new(key, f"recording:{recording_id}".encode(), hashlib.sha256).hexdigest()[:32]
+bp = Blueprint("media", __name__)
 
 
-def playable_url(recording_id: int) -> str:
-    """A link Twilio can fetch without credentials, and nobody can guess."""
-    return external_url("media.recording", recording_id=recording_id, token=_token(recording_id))
-
-
-@bp.get("/recordings/<int:recording_id>/<token>")
+@bp.get(path("media.recording"))
 def recording(recording_id: int, token: str) -> Response:
-    if not hmac.compare_digest(token, _token(recording_id)):
-        abort(404)
     svc = services()
+    if not media_links.valid(svc.config.secret_key, recording_id, token):
+        abort(404)
     with svc.db.session() as session:
         found = session.get(Recording, recording_id)
     if found is None:

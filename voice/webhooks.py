@@ -7,14 +7,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask import Blueprint, Response, abort, current_app, request
 from redis import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
-from directo.services import Services
+from directo.core.services import Services
+from directo.core.urls import path, public_urls
+from routing import twiml
 from routing.directory import CallerContext, normalise_number
-from voice import twiml
-from voice.calls import (
+from routing.inbound import (
     FALLBACK_ATTEMPT,
     FINAL_CALL_STATUSES,
     NOT_REACHED,
@@ -23,10 +24,11 @@ from voice.calls import (
     release_plan,
     run_flow,
 )
+from routing.presence import presence
 from voice.signature import twilio_signed
 
 logger = logging.getLogger(__name__)
-bp = Blueprint("voice", __name__, url_prefix="/voice")
+bp = Blueprint("voice", __name__)
 
 
 def services() -> Services:
@@ -35,10 +37,7 @@ def services() -> Services:
 
 def external_url(endpoint: str, **values: object) -> str:
     """Absolute URLs for Twilio, on the public base URL when one is configured."""
-    base = current_app.config["DIRECTO"].public_base_url
-    if base:
-        return base + url_for(endpoint, **values)
-    return url_for(endpoint, _external=True, **values)
+    return public_urls(current_app.config["DIRECTO"].public_base_url or request.url_root)(endpoint, **values)
 
 
 def xml(response: VoiceResponse | str) -> Response:
@@ -59,7 +58,7 @@ def handle(
     return xml(run_flow(services(), sid, event, step, external_url, flow_class, on_replay))
 
 
-@bp.post("/incoming")
+@bp.post(path("voice.incoming"))
 @twilio_signed
 def incoming() -> Response:
     if not request.form.get("CallSid"):
@@ -74,21 +73,21 @@ def incoming() -> Response:
         raise
 
 
-@bp.post("/dial-complete")
+@bp.post(path("voice.dial_complete"))
 @twilio_signed
 def dial_complete() -> Response:
     attempt = request.args.get("attempt", default=1, type=int)
     return handle(f"dial-complete:{attempt}", lambda flow: flow.dial_complete(request.form, attempt))
 
 
-@bp.post("/agent-leg")
+@bp.post(path("voice.agent_leg"))
 @twilio_signed
 def agent_leg() -> Response:
     status = request.form.get("CallStatus", "")
     return handle(f"agent-leg:{status}", lambda flow: flow.agent_leg(request.form))
 
 
-@bp.post("/status")
+@bp.post(path("voice.status"))
 @twilio_signed
 def status() -> Response:
     return handle(f"status:{request.form.get('CallStatus', '')}", lambda flow: flow.status(request.form))
@@ -120,7 +119,7 @@ def _last_resort() -> VoiceResponse | None:
     config = current_app.config["DIRECTO"]
     try:
         free = [twiml.AgentTarget(identity, state.get("phone") or None)
-                for identity, state in services().presence.states().items() if state.get("status") == "available"]
+                for identity, state in presence(services()).states().items() if state.get("status") == "available"]
     except RedisError:
         free = []
     if not free and not config.fallback_number:

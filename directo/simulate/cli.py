@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from directo.config import Config
-from directo.services import Services
+from directo.core.config import Config
+from directo.core.services import Services
 
 from .run import OUR_NUMBER, Options, Progress, Simulation
 from .scenarios import SCENARIOS

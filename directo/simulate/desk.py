@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from directo.models import Agent
-from directo.services import Services
-from directo.standin import StandIn
-from directo.standin.model import Call, Event
+from directo.core.models import Agent
+from directo.core.services import Services
 from routing import agents as agent_admin
+from routing.presence import presence
+from standin import StandIn
+from standin.model import Call, Event
 
 from .people import Habits, agent_behaviour
 
@@ -152,7 +153,7 @@ class Desk:
     # -- what the agents do -----------------------------------------------------------------------
     def _ready(self, identity: str, state: str) -> None:
         """Press "ready" if still in that state; a wrap-up about to end by itself is left to end."""
-        live = self.svc.presence.state(identity)
+        live = presence(self.svc).state(identity)
         if live.get("status") != state:
             return
         if state == "wrapup" and float(live.get("until") or 0) < time.time() + 1:

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from directo.standin import Answer, Behaviour, NoAnswer
+from standin import Answer, Behaviour, NoAnswer
 
 
 @dataclass(frozen=True)

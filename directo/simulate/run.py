@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from directo.models import Call as CallRow
-from directo.models import Callback, Complaint, SmsMessage
-from directo.services import Services
-from directo.standin import StandIn
-from directo.standin.model import Call
+from directo.core.models import Call as CallRow
+from directo.core.models import Callback, Complaint, SmsMessage
+from directo.core.services import Services
+from standin import StandIn
+from standin.model import Call
 
 from .desk import Desk
 from .people import Habits, customer_behaviour, patience

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from directo.models import Call as CallRow
-from directo.models import Callback, Complaint, Recording
-from directo.standin import Answer
-from directo.standin.model import Call
+from directo.core.models import Call as CallRow
+from directo.core.models import Callback, Complaint, Recording
+from routing.presence import presence
+from standin import Answer
+from standin.model import Call
 
 from .population import Caller, Population
 from .summary import Summary, person_leg
@@ -87,7 +88,7 @@ def returning_caller(sim: Simulation) -> Outcome:
     spoke_to = _answered_by(sim, before)
     sim.desk.idle()
     other = second if spoke_to == first else first
-    states = {identity: sim.svc.presence.state(identity) for identity in (first, second)}
+    states = {identity: presence(sim.svc).state(identity) for identity in (first, second)}
     known_idle = float(states.get(spoke_to or "", {}).get("since") or 0)
     other_idle = float(states[other].get("since") or 0)
     again = sim.wait(sim.place(caller))

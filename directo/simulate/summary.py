@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from directo.models import Call as CallRow
-from directo.models import Callback, Complaint, SmsMessage
-from directo.services import Services
-from directo.standin.model import Call, Message
-from directo.standin.network import Network
+from directo.core.models import Call as CallRow
+from directo.core.models import Callback, Complaint, SmsMessage
+from directo.core.services import Services
+from standin.model import Call, Message
+from standin.network import Network
 
 from .desk import Flagged
 

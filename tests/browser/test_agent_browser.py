@@ -16,7 +16,8 @@ from sqlalchemy import select
 from test_agent_page import CALLER, PASSWORD, agent_with_password, caller_with_history
 from test_incoming import dial_of
 
-from directo.models import Call
+from directo.core.models import Call
+from routing.presence import presence
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The README's pictures are refreshed only when asked (DIRECTO_SCREENSHOTS=docs/screenshots): a test run must not
@@ -74,14 +75,14 @@ def test_agent_takes_a_call_with_the_caller_known_flags_a_complaint_and_wraps_up
     from playwright.sync_api import expect
 
     caller_with_history(services, twilio)
-    services.presence.transition("ana", "offline")
+    presence(services).transition("ana", "offline")
     page = browser_page
     log_in(page, live_server.url, "ana", screenshot="login")
     expect(page.locator("#status-pill")).to_have_text("Desconectado")
     expect(page.locator("#softphone-state")).to_have_text(re.compile(r"^Teléfono desconectado: TWILIO_API_KEY"))
     page.click("#go-available")
     expect(page.locator("#status-pill")).to_have_text("Disponible")
-    assert services.presence.state("ana")["status"] == "available"
+    assert presence(services).state("ana")["status"] == "available"
 
     webhooks = TwilioWebhooks(OverHttp(), base=live_server.url)  # type: ignore[arg-type]
     ringing = webhooks.incoming("CA02", from_=CALLER)
@@ -122,7 +123,7 @@ def test_agent_takes_a_call_with_the_caller_known_flags_a_complaint_and_wraps_up
     page.click("#ready")
     expect(page.locator("#status-pill")).to_have_text("Disponible")
     expect(page.locator("#wrapup")).to_be_hidden()
-    assert services.presence.state("ana")["status"] == "available"
+    assert presence(services).state("ana")["status"] == "available"
 
 
 def test_lost_event_stream_shows_a_banner_that_clears_on_reconnect(services, live_server, browser_page, app) -> None:

@@ -12,10 +12,11 @@ from test_agent_browser import CHROMIUM, SCREENSHOTS, browser_page  # noqa: F401
 from test_agent_page import PASSWORD, agent_with_password
 from test_callbacks import callback_for, queue_one
 
-from directo.models import Call, Customer, Recording
-from directo.standin import Answer
+from directo.core.models import Call, Customer, Recording
 from recordings.complaints import flag
 from routing import agents as admin
+from routing.presence import presence
+from standin import Answer
 from voice.supervisor import bp
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium")
@@ -32,7 +33,7 @@ def answered_call(cc, caller: str) -> str:
     call = cc.place_call(caller).wait(timeout=20)
     cc.until(lambda: _outcome(cc, call.sid) == "answered" and _ended(cc, call.sid), jobs=False)
     for identity in ("ana", "bea"):
-        if cc.services.presence.state(identity).get("status") == "wrapup":
+        if presence(cc.services).state(identity).get("status") == "wrapup":
             admin.set_status(cc.services, identity, "available")
     return call.sid
 
@@ -93,7 +94,7 @@ def test_supervisor_sees_the_day_live_filters_exports_and_plays_recordings(callc
     expect(on_call.locator("td").nth(2)).to_have_text(PEDRO)
 
     # Everyone is busy or away: Marta is promised a callback and leaves her reason.
-    free = "ana" if cc.services.presence.state("ana")["status"] == "available" else "bea"
+    free = "ana" if presence(cc.services).state("ana")["status"] == "available" else "bea"
     admin.set_status(cc.services, free, "away")
     callback = queue_one(cc, MARTA)
     cc.until(lambda: _reason_stored(cc))

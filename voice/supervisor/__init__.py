@@ -20,8 +20,8 @@ from flask import (
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from directo.models import Agent, Call
-from directo.services import Services
+from directo.core.models import Agent, Call
+from directo.core.services import Services
 from routing import agents as agent_admin
 from routing.callback_report import callback_report
 from routing.directory import normalise_number

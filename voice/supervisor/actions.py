@@ -6,11 +6,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from directo.config import SUPPORTED_LANGUAGES
-from directo.models import Agent, Callback, CallEvent, utcnow
-from directo.services import Services
+from directo.core.languages import SUPPORTED_LANGUAGES
+from directo.core.models import Agent, Callback, CallEvent, utcnow
+from directo.core.services import Services
 from routing import agents as agent_admin
 from routing.callbacks import dispatch
+from routing.presence import presence
 
 MAX_REASON = 150
 
@@ -116,14 +117,14 @@ def set_languages(svc: Services, identity: str, raw: str) -> str:
     if unknown:
         raise Invalid(f"language {', '.join(unknown)} not served; use {', '.join(SUPPORTED_LANGUAGES)}")
     # The router's idle lists are per language: change them only while the agent is not taking calls.
-    if svc.presence.state(identity).get("status") not in (None, "offline", "away"):
+    if presence(svc).state(identity).get("status") not in (None, "offline", "away"):
         raise Conflict(f"{identity} is taking calls: set them away or offline before changing languages")
     with svc.db.session() as session:
         agent = session.scalar(select(Agent).where(Agent.identity == identity))
         if agent is None:
             raise Invalid(f"no agent {identity!r}")
         agent.languages = codes
-        svc.presence.register(agent)
+        presence(svc).register(agent)
     return f"{identity} now speaks {', '.join(codes)}"
 
 

@@ -14,12 +14,13 @@ from redis import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from directo.models import Call, Callback, Complaint, Customer, utcnow
-from directo.services import Services
+from directo.core.models import Call, Callback, Complaint, Customer, utcnow
+from directo.core.services import Services
 from routing import agents as agent_admin
 from routing.callback_report import flag
 from routing.callbacks import OPEN
 from routing.events import BOARD_CHANNEL
+from routing.presence import presence
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def snapshot(svc: Services) -> dict[str, Any]:
     """The whole board as JSON: the page renders it first and replaces it with each pushed one."""
     now = utcnow()
     views = agent_admin.list_agents(svc)
-    live = svc.presence.states()
+    live = presence(svc).states()
     with svc.db.session() as session:
         who = _on_calls(session, live)
         today = load_today(session, now)

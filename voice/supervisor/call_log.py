@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from directo.db import Database
-from directo.models import Agent, Call, Complaint, Customer
+from directo.core.db import Database
+from directo.core.models import Agent, Call, Complaint, Customer
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 2000

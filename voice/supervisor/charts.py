@@ -7,8 +7,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from directo.models import utcnow
-from directo.services import Services
+from directo.core.models import utcnow
+from directo.core.services import Services
 from voice.supervisor.board import Today, kept, load_today
 from voice.supervisor.call_log import outcome_label
 

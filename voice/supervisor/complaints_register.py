@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from directo.db import Database
-from directo.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
+from directo.core.db import Database
+from directo.core.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
 from recordings.audit import verify
 from voice.supervisor.call_log import (
     FilterError,

@@ -1,0 +1,124 @@
+"""Configuration read once from the environment (12-factor), with explicit conversions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from directo.core.languages import SUPPORTED_LANGUAGES
+
+RECORDING_FORMATS = ("mp3", "wav")
+
+
+def _data_dir(env: dict[str, str]) -> Path:
+    return Path(env.get("DIRECTO_DATA_DIR", "var")).resolve()
+
+
+def _local_secret(data_dir: Path, name: str) -> str:
+    """A secret generated once per installation, so a laptop run needs no setup yet is never guessable.
+
+    Processes that start together (web workers and a worker) must agree on it, or a session signed by one would
+    be refused by the next: the secret is written whole to a private temporary file and published with a hard
+    link, which only the first process manages; every process then reads the one that won.
+    """
+    path = data_dir / name
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=data_dir, prefix=f".{name}.")  # readable by its owner only
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(16))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Config:
+    twilio_account_sid: str = "AC" + "0" * 32
+    twilio_auth_token: str = ""
+    twilio_api_key: str = ""
+    twilio_api_secret: str = ""
+    twilio_twiml_app_sid: str = ""
+    twilio_caller_id: str = ""
+    # Where the twilio client sends REST calls; only changed to reach the local stand-in.
+    twilio_api_base_url: str = ""
+    public_base_url: str = ""
+    redis_url: str = ""
+    database_url: str = ""
+    recordings_dir: str = ""
+    secret_key: str = ""
+    data_dir: str = "var"
+    default_language: str = "es"
+    default_region: str = "ES"
+    wrapup_seconds: int = 30
+    ring_timeout_seconds: int = 20
+    max_dial_attempts: int = 3
+    callback_promise_minutes: int = 15
+    # For this long after queueing, only the caller's previous agent may take their callback.
+    callback_preferred_minutes: int = 5
+    callback_max_attempts: int = 3
+    callback_retry_minutes: int = 3
+    sweep_seconds: int = 10
+    # Exactly-once receipts only matter while Twilio may still redeliver (seconds); kept a week for inquiries.
+    webhook_receipt_days: int = 7
+    recording_format: str = "mp3"
+    recording_sample_rate: int = 8000
+    fallback_number: str = ""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+        env = dict(os.environ if env is None else env)
+        data_dir = _data_dir(env)
+        config = cls(
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", cls.twilio_account_sid),
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or _local_secret(data_dir, "twilio_auth_token"),
+            twilio_api_key=env.get("TWILIO_API_KEY", ""),
+            twilio_api_secret=env.get("TWILIO_API_SECRET", ""),
+            twilio_twiml_app_sid=env.get("TWILIO_TWIML_APP_SID", ""),
+            twilio_caller_id=env.get("TWILIO_CALLER_ID", ""),
+            twilio_api_base_url=env.get("TWILIO_API_BASE_URL", ""),
+            public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
+            redis_url=env.get("REDIS_URL", ""),
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'directo.core.db'}",
+            recordings_dir=env.get("RECORDINGS_DIR") or str(data_dir / "recordings"),
+            secret_key=env.get("SECRET_KEY") or _local_secret(data_dir, "secret_key"),
+            data_dir=str(data_dir),
+            default_language=env.get("DEFAULT_LANGUAGE", cls.default_language),
+            default_region=env.get("DEFAULT_REGION", cls.default_region),
+            wrapup_seconds=int(env.get("WRAPUP_SECONDS", cls.wrapup_seconds)),
+            ring_timeout_seconds=int(env.get("RING_TIMEOUT_SECONDS", cls.ring_timeout_seconds)),
+            max_dial_attempts=int(env.get("MAX_DIAL_ATTEMPTS", cls.max_dial_attempts)),
+            callback_promise_minutes=int(env.get("CALLBACK_PROMISE_MINUTES", cls.callback_promise_minutes)),
+            callback_preferred_minutes=int(env.get("CALLBACK_PREFERRED_MINUTES", cls.callback_preferred_minutes)),
+            callback_max_attempts=int(env.get("CALLBACK_MAX_ATTEMPTS", cls.callback_max_attempts)),
+            callback_retry_minutes=int(env.get("CALLBACK_RETRY_MINUTES", cls.callback_retry_minutes)),
+            sweep_seconds=int(env.get("SWEEP_SECONDS", cls.sweep_seconds)),
+            webhook_receipt_days=int(env.get("WEBHOOK_RECEIPT_DAYS", cls.webhook_receipt_days)),
+            recording_format=env.get("RECORDING_FORMAT", cls.recording_format).lower(),
+            recording_sample_rate=int(env.get("RECORDING_SAMPLE_RATE", cls.recording_sample_rate)),
+            fallback_number=env.get("FALLBACK_NUMBER", ""),
+        )
+        if config.recording_format not in RECORDING_FORMATS:
+            raise ValueError(f"RECORDING_FORMAT={config.recording_format!r}: use {' or '.join(RECORDING_FORMATS)}")
+        if config.default_language not in SUPPORTED_LANGUAGES:
+            raise ValueError(
+                f"DEFAULT_LANGUAGE={config.default_language!r}: supported are {', '.join(SUPPORTED_LANGUAGES)}"
+            )
+        return replace(config, **overrides)
+
+    @property
+    def database_url_sqlalchemy(self) -> str:
+        """Plain postgres:// URLs (as Heroku-style hosts give them) select the psycopg 3 driver."""
+        url = self.database_url
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
