@@ -22,6 +22,7 @@ from sqlalchemy import insert
 
 from directo.core.models import Callback, utcnow
 from routing import agents as admin
+from routing import roster
 from standin import NoAnswer, StandIn
 
 TOKEN = "bench-token"
@@ -49,7 +50,7 @@ def main() -> None:
                 for i in range(args.queued)
             ])
         for i in range(args.trials):
-            admin.add_agent(svc, f"agent{i:03d}", f"Agent {i}", ["es"])
+            roster.add_agent(svc, f"agent{i:03d}", f"Agent {i}", ["es"])
         worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], cwd=TOP, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:

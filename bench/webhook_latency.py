@@ -26,6 +26,7 @@ from harness import TOP, percentile, private_stack
 from twilio.request_validator import RequestValidator
 
 from routing import agents as admin
+from routing import roster
 
 TOKEN = "bench-token"
 _local = threading.local()
@@ -121,7 +122,7 @@ def main() -> None:
 
     with private_stack(args.database_url, TWILIO_AUTH_TOKEN=TOKEN, WRAPUP_SECONDS="0") as (svc, env):
         for i in range(args.agents):
-            admin.add_agent(svc, f"agent{i:05d}", f"Agent {i}", ["es", "en"])
+            roster.add_agent(svc, f"agent{i:05d}", f"Agent {i}", ["es", "en"])
             admin.set_status(svc, f"agent{i:05d}", "available")
         throughput: dict[str, float] = {}
         results = measure(args, env, throughput)

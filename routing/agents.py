@@ -1,129 +1,123 @@
-"""Agent management: the record in the database and the live presence in Redis, changed together."""
+"""An agent's state and every way it changes: what they ask for, and what a call does to them.
+
+Presence lives in Redis (`presence.py`, atomic Lua scripts); the status an agent asked for is also kept in the
+database, so presence can be put back after Redis loses it. Every change here is a compare-and-set on what the
+agent holds (a call SID or `callback:<id>`), so a late or repeated event never moves an agent who has moved on.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
+from redis import RedisError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from directo.core.languages import SUPPORTED_LANGUAGES
 from directo.core.models import Agent, Call, Callback, utcnow
 from directo.core.services import Services
-from routing.callbacks import dispatch, reservation_key
-from routing.directory import normalise_number
+from directo.core.states import HELD, ON_A_CALL, SETTABLE, AgentStatus, CallbackState, CallOutcome
+from directo.core.unit_of_work import Work
+from routing.callbacks import reservation_key
+from routing.dispatch import dispatch
+from routing.errors import Conflict, Refused
 from routing.presence import presence
 
 logger = logging.getLogger(__name__)
-IDENTITY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-SETTABLE = ("available", "away", "offline")
-ON_A_CALL = ("reserved", "busy")
-ROLES = ("agent", "supervisor")
-MIN_PASSWORD = 8
-MAX_NAME = 200  # the agents.name column
+T = TypeVar("T")
 # Twilio ends any call after four hours unless told otherwise (the <Dial> timeLimit default).
 LONGEST_CALL = timedelta(hours=4)
-_DUMMY_HASH = generate_password_hash("not-a-password")
+# The job that offers a callback once a wrap-up has run out, by dotted path (the jobs module builds on this one).
+DISPATCH_JOB = "routing.callback_jobs.dispatch_callbacks"
 
 
-class AgentError(ValueError):
-    """A request about an agent that cannot be honoured; the message says why, for the person who asked."""
+def live(change: Callable[[], T]) -> T | None:
+    """A live-state change that must not break the record: on a Redis outage it is logged and skipped."""
+    try:
+        return change()
+    except RedisError:
+        logger.exception("live state unreachable; the record is kept without it")
+        return None
 
 
-@dataclass(frozen=True)
-class AgentView:
-    identity: str
-    name: str
-    languages: list[str]
-    phone: str | None
-    status: str
-    call: str | None
-    idle_since: datetime | None
-
-
-def add_agent(
-    svc: Services, identity: str, name: str, languages: list[str], phone: str | None = None, role: str = "agent"
-) -> Agent:
-    if not IDENTITY.match(identity):
-        raise AgentError(f"identity {identity!r}: use 1-64 letters, digits, '.', '_' or '-'")
-    name = name.strip()
-    if not 0 < len(name) <= MAX_NAME:
-        raise AgentError(f"name: give the agent's name, up to {MAX_NAME} characters")
-    codes = [code.strip().lower() for code in languages if code.strip()] or [svc.config.default_language]
-    unknown = [code for code in codes if code not in SUPPORTED_LANGUAGES]
-    if unknown:
-        raise AgentError(f"language {', '.join(unknown)} not served; use {', '.join(SUPPORTED_LANGUAGES)}")
-    if role not in ROLES:
-        raise AgentError(f"role must be one of {', '.join(ROLES)}")
-    number = None
-    if phone:
-        number = normalise_number(phone, svc.config.default_region)
-        if number is None:
-            raise AgentError(f"phone {phone!r} is not a valid number")
-    with svc.db.session() as session:
-        if session.scalar(select(Agent).where(Agent.identity == identity)) is not None:
-            raise AgentError(f"agent {identity!r} already exists")
-        agent = Agent(identity=identity, name=name, phone=number, status="offline", role=role)
-        agent.languages = codes
-        session.add(agent)
-        session.flush()
-        presence(svc).register(agent)
-    return agent
-
+# --- what an agent asks for -------------------------------------------------------------------------------------
 
 def set_status(svc: Services, identity: str, status: str) -> str:
     """Apply an agent's requested presence; going available ends a wrap-up early, keeping no idle credit."""
     if status not in SETTABLE:
-        raise AgentError(f"status must be one of {', '.join(SETTABLE)}")
+        raise Refused(f"status must be one of {', '.join(SETTABLE)}")
+    live_state = presence(svc)
     with svc.db.session() as session:
         agent = session.scalar(select(Agent).where(Agent.identity == identity))
         if agent is None or not agent.active:
-            raise AgentError(f"no active agent {identity!r}")
-        if not presence(svc).known(identity):
-            presence(svc).register(agent)
-        live = presence(svc).state(identity)
-        if live.get("status") in ON_A_CALL:
-            raise AgentError(f"{identity} is on call {live.get('call')}; change their status when it ends")
+            raise Refused(f"no active agent {identity!r}")
+        if not live_state.known(identity):
+            live_state.register(agent)
+        now = live_state.state(identity)
+        if now.get("status") in ON_A_CALL:
+            raise Conflict(f"{identity} is on call {now.get('call')}; change their status when it ends")
         agent.status = status
         # Compare-and-set on the call we just saw: a call reserved for the agent meanwhile is never overwritten.
-        if live.get("status") != status and not presence(svc).transition(
-            identity, status, expect_call=live.get("call", ""),
-            since=utcnow().timestamp() if status == "available" else None,
+        if now.get("status") != status and not live_state.transition(
+            identity, status, expect_call=now.get("call", ""),
+            since=utcnow().timestamp() if status == AgentStatus.AVAILABLE else None,
         ):
-            raise AgentError(f"{identity} was just given a call; change their status when it ends")
-    if status == "available":  # a newly free agent takes the oldest callback waiting for them, at once
+            raise Conflict(f"{identity} was just given a call; change their status when it ends")
+    if status == AgentStatus.AVAILABLE:  # a newly free agent takes the oldest callback waiting for them, at once
         dispatch(svc, only=identity)
     return status
 
 
-def set_password(svc: Services, identity: str, password: str) -> None:
-    """Store only a salted hash: a leaked database must not hand out agents' passwords."""
-    if len(password) < MIN_PASSWORD:
-        raise AgentError(f"password too short: use at least {MIN_PASSWORD} characters")
-    with svc.db.session() as session:
-        agent = session.scalar(select(Agent).where(Agent.identity == identity))
-        if agent is None:
-            raise AgentError(f"no agent {identity!r}")
-        agent.password_hash = generate_password_hash(password)
+# --- what a call does to an agent -------------------------------------------------------------------------------
+
+def on_the_line(svc: Services, identity: str, holding: str) -> bool:
+    """The agent answered what they were reserved for: busy until its end."""
+    return bool(live(lambda: presence(svc).transition(identity, AgentStatus.BUSY, expect_call=holding,
+                                                      call=holding)))
 
 
-def check_password(svc: Services, identity: str, password: str) -> Agent | None:
-    """The active agent with these credentials, or None: callers must not learn which part was wrong."""
-    with svc.db.session() as session:
-        agent = session.scalar(select(Agent).where(Agent.identity == identity))
-        if agent is None or not agent.active or not agent.password_hash:
-            # Hash anyway so a wrong identity takes as long as a wrong password.
-            check_password_hash(_DUMMY_HASH, password)
-            return None
-        if not check_password_hash(agent.password_hash, password):
-            return None
-        session.expunge(agent)
-        return agent
+def release(svc: Services, identity: str, holding: str) -> bool:
+    """What held the agent is over before it began (a replay, a lost race, a call never placed): free again with
+    their idle time kept, and nothing offered (whoever released them decides what comes next)."""
+    return bool(live(lambda: presence(svc).release(identity, holding)))
 
+
+def free(work: Work, svc: Services, identity: str, holding: str) -> bool:
+    """The agent is free again, idle time kept; once committed, they are offered the oldest callback they may take."""
+    return _offered(work, svc, identity, release(svc, identity, holding))
+
+
+def wrap_up(work: Work, svc: Services, identity: str, holding: str) -> bool:
+    """A conversation ended: wrap-up time, then free; when it runs out they may take the oldest waiting callback."""
+    seconds = svc.config.wrapup_seconds
+    if seconds <= 0:
+        return _offered(work, svc, identity, bool(live(lambda: presence(svc).transition(
+            identity, AgentStatus.AVAILABLE, expect_call=holding, since=work.now.timestamp()))))
+    until = work.now.timestamp() + seconds
+    moved = bool(live(lambda: presence(svc).transition(identity, AgentStatus.WRAPUP, expect_call=holding,
+                                                       until=until)))
+    if moved:  # RQ schedules to the whole second, rounding down: a second more never runs before the end
+        work.after_commit.append(lambda: svc.queue.enqueue_in(timedelta(seconds=seconds + 1), DISPATCH_JOB))
+    return moved
+
+
+def _offered(work: Work, svc: Services, identity: str, freed: bool) -> bool:
+    if freed:
+        work.after_commit.append(lambda: dispatch(svc, only=identity))
+    return freed
+
+
+def missed_ring(svc: Services, agent: Agent, holding: str) -> bool:
+    """An agent who lets a call ring out is probably not at their desk: away, not idle, until they say otherwise."""
+    moved = bool(live(lambda: presence(svc).transition(agent.identity, AgentStatus.AWAY, expect_call=holding)))
+    if moved:
+        agent.status = AgentStatus.AWAY
+    return moved
+
+
+# --- presence put back after Redis lost it ----------------------------------------------------------------------
 
 def restore_presence(svc: Services) -> int:
     """After Redis lost its data (a restart without persistence, a failover to a blank replica), put presence back.
@@ -135,21 +129,22 @@ def restore_presence(svc: Services) -> int:
     can overwrite a call reserved meanwhile (each expects the agent to hold none).
     """
     now = utcnow()
+    live_state = presence(svc)
     with svc.db.session() as session:
         agents = session.scalars(select(Agent).where(Agent.active.is_(True))).all()
         engaged = _engaged(session, svc.config.ring_timeout_seconds, now)
     restored = 0
     for agent in agents:
-        if presence(svc).known(agent.identity):
+        if live_state.known(agent.identity):
             continue
-        presence(svc).register(agent)
+        live_state.register(agent)
         if agent.id in engaged:
             status, call = engaged[agent.id]
-            presence(svc).transition(agent.identity, status, expect_call="", call=call)
-        elif agent.status != "offline":
-            presence(svc).transition(agent.identity, agent.status, expect_call="", since=now.timestamp())
+            live_state.transition(agent.identity, status, expect_call="", call=call)
+        elif agent.status != AgentStatus.OFFLINE:
+            live_state.transition(agent.identity, agent.status, expect_call="", since=now.timestamp())
         restored += 1
-    presence(svc).mark_loaded()
+    live_state.mark_loaded()
     return restored
 
 
@@ -175,41 +170,17 @@ def _engaged(session: Session, ring_seconds: int, now: datetime) -> dict[int, tu
     calls = session.execute(
         select(Call.agent_id, Call.call_sid, Call.answered_at)
         .where(Call.agent_id.is_not(None), Call.ended_at.is_(None),
-               or_(and_(Call.outcome == "ringing", Call.started_at >= ringing_since),
-                   and_(Call.outcome == "answered", Call.started_at >= now - LONGEST_CALL)))
+               or_(and_(Call.outcome == CallOutcome.RINGING, Call.started_at >= ringing_since),
+                   and_(Call.outcome == CallOutcome.ANSWERED, Call.started_at >= now - LONGEST_CALL)))
         .order_by(Call.started_at)
     )
     for agent_id, call_sid, answered_at in calls:
-        engaged[agent_id] = ("busy" if answered_at is not None else "reserved", call_sid)
+        engaged[agent_id] = (AgentStatus.BUSY if answered_at is not None else AgentStatus.RESERVED, call_sid)
     callbacks = session.execute(
         select(Callback.agent_id, Callback.id, Callback.state)
-        .where(Callback.agent_id.is_not(None), Callback.state.in_(("reserved", "dialing")),
-               Callback.due_at >= now - LONGEST_CALL)
+        .where(Callback.agent_id.is_not(None), Callback.state.in_(HELD), Callback.due_at >= now - LONGEST_CALL)
     )
     for agent_id, callback_id, state in callbacks:
-        engaged[agent_id] = ("busy" if state == "dialing" else "reserved", reservation_key(callback_id))
+        engaged[agent_id] = (AgentStatus.BUSY if state == CallbackState.DIALING else AgentStatus.RESERVED,
+                             reservation_key(callback_id))
     return engaged
-
-
-def list_agents(svc: Services) -> list[AgentView]:
-    presence(svc).promote_due(utcnow().timestamp())
-    with svc.db.session() as session:
-        agents = session.scalars(select(Agent).order_by(Agent.identity)).all()
-    live = presence(svc).states()
-    views = []
-    for agent in agents:
-        state = live.get(agent.identity, {})
-        status = state.get("status", agent.status) if agent.active else "inactive"
-        since = float(state.get("since") or 0)
-        views.append(
-            AgentView(
-                identity=agent.identity,
-                name=agent.name,
-                languages=agent.languages,
-                phone=agent.phone,
-                status=status,
-                call=state.get("call") or None,
-                idle_since=datetime.fromtimestamp(since).astimezone() if status == "available" and since else None,
-            )
-        )
-    return views

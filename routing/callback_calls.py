@@ -1,4 +1,8 @@
-"""The life of a callback call: the reason the caller left, then the agent-first call that keeps the promise."""
+"""The life of a callback call: the reason the caller left, then the agent-first call that keeps the promise.
+
+One method per Twilio event, each inside one exactly-once unit of work; the promise changes only through
+`callbacks`, the agent only through `agents`, the call log only through `call_records`.
+"""
 
 from __future__ import annotations
 
@@ -6,45 +10,58 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sqlalchemy import update
 from twilio.twiml.voice_response import VoiceResponse
 
 from directo.core.media_links import playable_url
-from directo.core.models import Agent, Callback, Customer, Recording
+from directo.core.models import Callback, Customer, Recording
+from directo.core.services import Services
+from directo.core.states import AGENT_GONE, CONNECTED, CallOutcome, CallStatus, RecordingState, RecordingStatus
+from directo.core.unit_of_work import Unit
+from directo.core.urls import UrlFor
 from recordings.jobs import enqueue_fetch
-from routing import twiml
-from routing.callbacks import attempt_call, dispatch, requeue, reservation_key
-from routing.inbound import ANSWERED, CallFlow
-from routing.presence import presence
+from routing import agents, call_records, callbacks, twiml
+from routing.directory import credit
+from routing.dispatch import dispatch
 
 logger = logging.getLogger(__name__)
+REASON_KIND = "callback-reason"
 
-AGENT_GONE = ("no-answer", "busy", "failed", "canceled")
 
+class CallbackCall:
+    """One webhook of a callback: the services, the unit of work it commits in, and where Twilio calls back."""
 
-class CallbackFlow(CallFlow):
+    def __init__(self, svc: Services, unit: Unit, urls: UrlFor, callback_id: int) -> None:
+        self.svc = svc
+        self.config = svc.config
+        self.unit = unit
+        self.session = unit.session
+        self.now = unit.now
+        self.urls = urls
+        self.callback_id = callback_id
+        self.callback = self.session.get(Callback, callback_id)
+        self.key = callbacks.reservation_key(callback_id)
+
     # --- the caller's side: the reason they recorded after the promise -----------------------------
 
-    def reason(self, form: Mapping[str, str], callback_id: int) -> VoiceResponse:
+    def reason(self, form: Mapping[str, str]) -> VoiceResponse:
         """The caller finished recording (or pressed #): thank them and end the call."""
-        callback = self.session.get(Callback, callback_id)
-        return twiml.say_and_hang_up(callback.language if callback else self.config.default_language,
-                                     "callback_thanks")
+        language = self.callback.language if self.callback else self.config.default_language
+        return twiml.say_and_hang_up(language, "callback_thanks")
 
-    def reason_status(self, form: Mapping[str, str], callback_id: int) -> VoiceResponse:
+    def reason_status(self, form: Mapping[str, str]) -> VoiceResponse:
         """Twilio finished the recording: attach it to the queued callback and keep a copy of our own."""
-        callback = self.session.get(Callback, callback_id)
+        callback = self.callback
         status = form.get("RecordingStatus", "")
         if callback is None:
-            logger.warning("recording for unknown callback %s", callback_id)
+            logger.warning("recording for unknown callback %s", self.callback_id)
             return twiml.empty()
-        if status != "completed":
-            logger.info("callback %s: no reason recorded (%s)", callback_id, status)
+        if status != RecordingStatus.COMPLETED:
+            logger.info("callback %s: no reason recorded (%s)", self.callback_id, status)
             return twiml.empty()
         recording = Recording(
-            twilio_sid=form.get("RecordingSid", ""), call_sid=form.get("CallSid"), kind="callback-reason",
-            source_url=form.get("RecordingUrl", ""), state="pending",
-            duration_ms=int(float(form.get("RecordingDuration") or 0) * 1000),
+            twilio_sid=form.get("RecordingSid", ""), call_sid=form.get("CallSid"), kind=REASON_KIND,
+            source_url=form.get("RecordingUrl", ""), state=RecordingState.PENDING,
+            duration_ms=call_records.seconds(form.get("RecordingDuration")) * 1000,
         )
         self.session.add(recording)
         self.session.flush()
@@ -52,126 +69,103 @@ class CallbackFlow(CallFlow):
         callback.reason_recording_url = recording.source_url
         callback.reason_recording_id = recording.id
         recording_id = recording.id
-        self.unit.after_commit.append(lambda: _fetch(self, recording_id))
+        # Keep our own copy of the caller's words: the same fetch job that keeps complaint recordings.
+        self.unit.after_commit.append(lambda: enqueue_fetch(self.svc, recording_id))
         return twiml.empty()
 
     # --- the agent-first call -------------------------------------------------------------------------
 
-    def agent_answered(self, form: Mapping[str, str], callback_id: int) -> VoiceResponse:
+    def agent_answered(self, form: Mapping[str, str]) -> VoiceResponse:
         """The agent picked up: they hear who and why, then the customer's phone rings."""
-        callback = self.session.get(Callback, callback_id)
-        if callback is None or callback.state != "dialing" or callback.agent is None:
-            return twiml.hang_up()  # a stale call for a callback that was requeued or closed meanwhile
+        callback = self.callback
+        sid = form["CallSid"]
+        if callback is None or callback.agent is None or not callbacks.adopt(
+                self.session, callback, sid, callback.agent.id, self.now, answered=True):
+            return twiml.hang_up()  # a stale call for a callback that was requeued, closed or is on another call
         agent = callback.agent
-        key = reservation_key(callback_id)
-        self._live(lambda: presence(self.svc).transition(agent.identity, "busy", expect_call=key, call=key))
-        callback.attempts += 1
-        call = self._call(form["CallSid"])
-        if call is None:  # placed by a job that died before recording it: Twilio says it is ours, so adopt it
-            callback.current_call_sid = form["CallSid"]
-            call = attempt_call(callback, form["CallSid"], agent.id, self.now)
-            self.session.add(call)
-            self.session.flush()
-        self._event(call.id, "callback-agent-answered", {"agent": agent.identity, "attempt": callback.attempts})
+        agents.on_the_line(self.svc, agent.identity, self.key)
+        call = call_records.find(self.session, sid)
+        self.unit.event(call.id, "callback-agent-answered", {"agent": agent.identity, "attempt": callback.attempts})
         customer = self.session.get(Customer, callback.customer_id) if callback.customer_id else None
+        reason = callback.reason_recording_id
         return twiml.whisper_and_dial(
             agent.languages[0] if agent.languages else self.config.default_language,
             (customer.name if customer and customer.name else None) or _spoken_number(callback.phone),
-            (playable_url(self.url_for, self.config.secret_key, callback.reason_recording_id)
-             if callback.reason_recording_id else None),
+            playable_url(self.urls, self.config.secret_key, reason) if reason else None,
             callback.phone,
             caller_id=self.config.twilio_caller_id or None,
-            action_url=self.url_for("callbacks.customer_complete", callback=callback_id),
-            customer_status_url=self.url_for("callbacks.customer_leg", callback=callback_id),
+            action_url=self.urls("callbacks.customer_complete", callback=self.callback_id),
+            customer_status_url=self.urls("callbacks.customer_leg", callback=self.callback_id),
             timeout=self.config.ring_timeout_seconds * 2,  # a customer takes longer to reach a phone than an agent
         )
 
-    def customer_leg(self, form: Mapping[str, str], callback_id: int) -> VoiceResponse:
-        call = self._call(form.get("ParentCallSid", ""))
-        if call is not None and form.get("CallStatus") == "in-progress" and call.answered_at is None:
-            call.answered_at = self.now
-            call.outcome = "answered"
-            self._event(call.id, "callback-customer-answered", {"leg": form.get("CallSid")})
+    def customer_leg(self, form: Mapping[str, str]) -> VoiceResponse:
+        call = call_records.find(self.session, form.get("ParentCallSid", ""))
+        if call is not None and form.get("CallStatus") == CallStatus.IN_PROGRESS \
+                and call_records.answered(self.session, call, self.now):
+            self.unit.event(call.id, "callback-customer-answered", {"leg": form.get("CallSid")})
         return twiml.empty()
 
-    def customer_complete(self, form: Mapping[str, str], callback_id: int) -> VoiceResponse:
+    def customer_complete(self, form: Mapping[str, str]) -> VoiceResponse:
         """The customer leg ended: the promise is kept, or retried with backoff inside its window, or missed."""
-        callback = self.session.get(Callback, callback_id)
-        call = self._call(form["CallSid"])
-        if callback is None or callback.agent is None or callback.state != "dialing":
+        callback = self.callback
+        call = call_records.find(self.session, form["CallSid"])
+        if callback is None or callback.agent is None or callback.current_call_sid not in (None, form["CallSid"]):
             return twiml.hang_up()
         agent = callback.agent
         status = form.get("DialCallStatus", "")
-        if call is not None:
-            self._event(call.id, "callback-customer", {"status": status})
-        if status in ANSWERED:
-            callback.state = "done"
-            callback.closed_at = self.now
-            callback.close_reason = "kept: the customer answered"
+        if status in CONNECTED:
+            if not callbacks.keep(self.session, self.callback_id, self.now):
+                return twiml.hang_up()
             if call is not None:
-                if call.answered_at is None:
-                    call.answered_at = self.now - timedelta(seconds=int(form.get("DialCallDuration") or 0))
-                call.outcome = "answered"
-                call.ended_at = self.now
-            if callback.customer_id is not None:
-                self.session.execute(update(Customer).where(Customer.id == callback.customer_id).values(
-                    last_agent_id=agent.id, answered_calls=Customer.answered_calls + 1))
-            self._wrap_up(agent.identity, reservation_key(callback_id))
+                self.unit.event(call.id, "callback-customer", {"status": status})
+                call_records.answered_before(self.session, call, self.now, form.get("DialCallDuration"))
+                call_records.finished(self.session, call, self.now)
+            credit(self.session, callback.customer_id, agent.id)
+            agents.wrap_up(self.unit, self.svc, agent.identity, self.key)
             return twiml.hang_up()
-        self._customer_missed(callback, agent, status)
+        if not self._customer_missed(callback, status):
+            return twiml.hang_up()
         if call is not None:
-            call.outcome = "no-answer"
-            call.ended_at = self.now
+            self.unit.event(call.id, "callback-customer", {"status": status})
+            call_records.not_reached(self.session, call, CallOutcome.NO_ANSWER, self.now)
+        agents.free(self.unit, self.svc, agent.identity, self.key)
         return twiml.say_and_hang_up(agent.languages[0] if agent.languages else callback.language,
                                      "customer_missed")
 
-    def agent_status(self, form: Mapping[str, str], callback_id: int) -> VoiceResponse:
+    def agent_status(self, form: Mapping[str, str]) -> VoiceResponse:
         """Progress of the call to the agent; an agent who does not answer sends the callback back in line."""
-        callback = self.session.get(Callback, callback_id)
+        callback = self.callback
         status = form.get("CallStatus", "")
-        call = self._call(form["CallSid"])
-        if call is not None and status in (*AGENT_GONE, "completed"):
-            call.ended_at = call.ended_at or self.now
-        if callback is None or callback.agent is None or callback.state != "dialing" \
-                or callback.current_call_sid not in (None, form["CallSid"]):
+        sid = form["CallSid"]
+        call = call_records.find(self.session, sid)
+        if call is not None and status in (*AGENT_GONE, CallStatus.COMPLETED):
+            call_records.ended(call, self.now)
+        if callback is None or callback.agent is None:
             return twiml.empty()
         agent = callback.agent
-        key = reservation_key(callback_id)
         if status in AGENT_GONE:
-            if self._live(lambda: presence(self.svc).transition(agent.identity, "away", expect_call=key)):
-                agent.status = "away"
-            requeue(callback, due_at=self.now, error=f"{agent.identity} did not answer ({status})")
+            if not callbacks.requeue(self.session, self.callback_id, due_at=self.now, call_sid=sid,
+                                     error=f"{agent.identity} did not answer ({status})"):
+                return twiml.empty()
+            agents.missed_ring(self.svc, agent, self.key)
             if call is not None:
-                call.outcome = "agent-no-answer"
-            self.unit.after_commit.append(self._dispatch_all)
-        elif status == "completed":  # the agent hung up before the customer's outcome: try again soon
-            requeue(callback, due_at=self.now, error=f"{agent.identity} hung up before the customer answered")
-            if self._live(lambda: presence(self.svc).transition(agent.identity, "available", expect_call=key)):
-                self._dispatch_to(agent.identity)
+                call.outcome = CallOutcome.AGENT_NO_ANSWER
+            self.unit.after_commit.append(lambda: dispatch(self.svc))
+        elif status == CallStatus.COMPLETED:  # the agent hung up before the customer's outcome: try again soon
+            if callbacks.requeue(self.session, self.callback_id, due_at=self.now, call_sid=sid,
+                                 error=f"{agent.identity} hung up before the customer answered"):
+                agents.free(self.unit, self.svc, agent.identity, self.key)
         return twiml.empty()
 
-    # --- helpers -------------------------------------------------------------------------------------
-
-    def _customer_missed(self, callback: Callback, agent: Agent, status: str) -> None:
+    def _customer_missed(self, callback: Callback, status: str) -> bool:
         """Retry with growing gaps while the promise still stands; after that the miss is recorded, and shown."""
         retry_at = self.now + timedelta(minutes=self.config.callback_retry_minutes * callback.attempts)
         if callback.attempts < self.config.callback_max_attempts and retry_at <= callback.promised_by:
-            requeue(callback, due_at=retry_at, error=f"the customer did not answer ({status})")
-        else:
-            callback.state = "missed"
-            callback.closed_at = self.now
-            callback.close_reason = f"the customer did not answer {callback.attempts} time(s) ({status})"
-        key = reservation_key(callback.id)
-        if self._live(lambda: presence(self.svc).transition(agent.identity, "available", expect_call=key)):
-            self._dispatch_to(agent.identity)
-
-    def _dispatch_all(self) -> None:
-        dispatch(self.svc)
-
-
-def _fetch(flow: CallFlow, recording_id: int) -> None:
-    """Keep our own copy of the caller's words: the same fetch job that keeps complaint recordings."""
-    enqueue_fetch(flow.svc, recording_id)
+            return callbacks.requeue(self.session, self.callback_id, due_at=retry_at,
+                                     error=f"the customer did not answer ({status})")
+        return callbacks.miss(self.session, self.callback_id,
+                              f"the customer did not answer {callback.attempts} time(s) ({status})", self.now)
 
 
 def _spoken_number(phone: str) -> str:

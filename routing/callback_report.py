@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased
 
 from directo.core.models import Agent, Callback, Customer, utcnow
 from directo.core.services import Services
-from routing.callbacks import OPEN
+from directo.core.states import OPEN
 
 # An open promise this close to its deadline needs a supervisor's eye.
 AT_RISK = timedelta(minutes=3)
@@ -46,6 +46,7 @@ def callback_report(svc: Services, *, everything: bool = False) -> list[dict[str
             "phone": cb.phone,
             "language": cb.language,
             "reason_recording": cb.reason_recording_url,
+            "reason_recording_id": cb.reason_recording_id,
             "queued_at": cb.queued_at.isoformat(),
             "promised_by": cb.promised_by.isoformat(),
             "due_at": cb.due_at.isoformat(),

@@ -1,40 +1,48 @@
-"""The callback queue: promises kept in the database, agents reserved in Redis, one agent per callback.
+"""The callback promise and every way its state changes: the only module that writes `callbacks.state`.
 
-The database is the system of record for every promise; Redis only holds who is free right now. A callback
-is handed to an agent by two compare-and-set steps (the agent in Redis, then the row in the database), so
-concurrent dispatchers (web processes, workers, the sweep) can never give one callback to two agents.
+The database is the system of record for every promise; Redis only holds who is free right now. Each transition
+is one guarded UPDATE (`... WHERE id = :id AND state IN :expected`) that says whether it won, so concurrent
+dispatchers, jobs, webhooks and supervisors can never take one callback twice or undo each other's step.
+
+    queued -reserve-> reserved -dial-> dialing -keep-> done
+       ^                 |  ^            |  \\-miss-> missed
+       +----requeue------+  +--undial----+
+    queued/reserved -served-> done;  queued -cancel-> cancelled;  queued -reassign-> queued
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from directo.core.config import Config
-from directo.core.languages import SUPPORTED_LANGUAGES
-from directo.core.models import Agent, Call, Callback, utcnow
-from directo.core.services import Services
-from routing import events
-from routing.callback_policy import FreeAgent, QueuedCallback, assign, promise_minutes
-from routing.presence import presence
+from directo.core.models import Agent, Call, Callback, CallEvent
+from directo.core.states import HELD, OPEN, AgentStatus, CallbackState, CallOutcome, Direction
+from routing import call_records
+from routing.callback_policy import promise_minutes
 
-logger = logging.getLogger(__name__)
-
-OPEN = ("queued", "reserved", "dialing")
-# How many of the oldest due callbacks one dispatch looks at: enough for every free agent, bounded for speed.
-DISPATCH_WINDOW = 200
 # Answered calls whose handling time makes the estimate: recent enough to reflect today's pace.
 HANDLING_SAMPLE = 50
-# Dispatch rounds while races are lost: a briefly held agent is offered again; the sweep catches the rest.
-_ROUNDS = 3
+SERVED = "the customer reached a person by calling in"
+KEPT = "kept: the customer answered"
+
+
+_HELD_PREFIX = "callback:"
 
 
 def reservation_key(callback_id: int) -> str:
     """What the agent's presence says they are busy with while a callback is theirs."""
-    return f"callback:{callback_id}"
+    return f"{_HELD_PREFIX}{callback_id}"
+
+
+def held_callback(held: str) -> int | None:
+    """The callback an agent's presence says they hold, if what they hold is a callback."""
+    number = held.removeprefix(_HELD_PREFIX)
+    return int(number) if number != held and number.isdigit() else None
 
 
 def open_callback(session: Session, phone: str) -> Callback | None:
@@ -56,7 +64,7 @@ def _recent_handling_seconds(session: Session, wrapup_seconds: int) -> float | N
     return talk + wrapup_seconds
 
 
-def queue_callback(
+def queue(
     session: Session,
     config: Config,
     *,
@@ -67,124 +75,138 @@ def queue_callback(
     preferred_agent_id: int | None,
     now: datetime,
 ) -> tuple[Callback, int]:
-    """Queue a callback in the caller's unit of work; returns it with the minutes promised."""
+    """A new promise, in the caller's unit of work; returns it with the minutes promised."""
     ahead = session.scalar(
         select(func.count()).select_from(Callback).where(Callback.state.in_(OPEN), Callback.language == language)
     ) or 0
     on_duty = session.scalar(
         select(func.count())
         .select_from(Agent)
-        .where(Agent.active.is_(True), Agent.status == "available", Agent.languages_csv.contains(language))
+        .where(Agent.active.is_(True), Agent.status == AgentStatus.AVAILABLE, Agent.languages_csv.contains(language))
     ) or 0
     minutes = promise_minutes(
         ahead, on_duty, _recent_handling_seconds(session, config.wrapup_seconds), config.callback_promise_minutes
     )
     callback = Callback(
-        phone=phone,
-        language=language,
-        customer_id=customer_id,
-        origin_call_id=origin_call_id,
-        preferred_agent_id=preferred_agent_id,
-        state="queued",
-        queued_at=now,
-        due_at=now,
-        promised_by=now + timedelta(minutes=minutes),
-        attempts=0,
+        phone=phone, language=language, customer_id=customer_id, origin_call_id=origin_call_id,
+        preferred_agent_id=preferred_agent_id, state=CallbackState.QUEUED, queued_at=now, due_at=now,
+        promised_by=now + timedelta(minutes=minutes), attempts=0,
     )
     session.add(callback)
     session.flush()
     return callback, minutes
 
 
-def close_for_customer(session: Session, phone: str, reason: str, now: datetime) -> int:
-    """A customer who reached a person by calling in has been served: their queued callback closes itself."""
-    return session.execute(
+def _move(session: Session, callback_id: int, expected: Iterable[CallbackState], *extra: Any, **values: Any) -> bool:
+    """The one compare-and-set every transition is: True when this caller made the change."""
+    return bool(session.execute(
         update(Callback)
-        .where(Callback.phone == phone, Callback.state == "queued")
-        .values(state="done", closed_at=now, close_reason=reason)
-    ).rowcount
+        .where(Callback.id == callback_id, Callback.state.in_(tuple(expected)), *extra)
+        .values(**values)
+    ).rowcount)
 
 
-def dispatch(svc: Services, *, only: str | None = None, now: datetime | None = None) -> list[int]:
-    """Hand due callbacks to free agents; returns the callback ids handed out (their jobs are enqueued).
+def reserve(session: Session, callback_id: int, agent_id: int, now: datetime) -> bool:
+    """Hand a queued callback to the agent a dispatcher reserved for it."""
+    return _move(session, callback_id, [CallbackState.QUEUED], state=CallbackState.RESERVED, agent_id=agent_id,
+                 due_at=now)
 
-    A round that lost a race (another dispatcher took the agent or the callback first) is followed by another,
-    so an agent briefly held by a losing dispatcher is not left idle while callbacks wait.
+
+def dial(session: Session, callback_id: int, now: datetime) -> bool:
+    """Its job is about to place the agent-first call: from here, running the job again must not dial again."""
+    return _move(session, callback_id, [CallbackState.RESERVED], state=CallbackState.DIALING, due_at=now)
+
+
+def undial(session: Session, callback_id: int, error: str) -> bool:
+    """Twilio refused the call: back to reserved, for the job's retry to place it."""
+    return _move(session, callback_id, [CallbackState.DIALING], state=CallbackState.RESERVED, last_error=error)
+
+
+def _on(call_sid: str) -> Any:
+    """The callback is on this call, or on none yet (its job may have died before recording it)."""
+    return or_(Callback.current_call_sid.is_(None), Callback.current_call_sid == call_sid)
+
+
+def adopt(session: Session, callback: Callback, call_sid: str, agent_id: int, now: datetime,
+          *, answered: bool = False) -> bool:
+    """The agent-first call this callback is on, with its row in the call log, whoever hears of it first (the job
+    that placed it, the sweep asking Twilio after that job died, or the agent's answer); a second call for one
+    callback is never adopted. `answered`: the agent picked up, one more try at reaching the customer.
+
+    The callback's row is locked before the call's is written, in every path, so they never deadlock.
     """
-    handed: list[int] = []
-    for _ in range(_ROUNDS):
-        won, contended = _dispatch_round(svc, only, now or utcnow())
-        handed += won
-        if not contended:
-            break
-    return handed
+    more = {"attempts": Callback.attempts + 1} if answered else {}
+    if not _move(session, callback.id, [CallbackState.DIALING], _on(call_sid), current_call_sid=call_sid, **more):
+        return False
+    call_records.record(session, {
+        "call_sid": call_sid, "direction": Direction.CALLBACK, "from_raw": callback.phone, "caller": callback.phone,
+        "customer_id": callback.customer_id, "language": callback.language, "agent_id": agent_id,
+        "previous_agent_id": callback.preferred_agent_id, "dial_attempts": callback.attempts, "started_at": now,
+        "outcome": CallOutcome.RINGING, "callback_id": callback.id, "answered_at": None, "ended_at": None,
+        "notes": None,
+    })
+    return True
 
 
+def requeue(session: Session, callback_id: int, *, due_at: datetime, error: str | None,
+            call_sid: str | None = None) -> bool:
+    """Back in line at its original place (queued_at is kept), due again at `due_at`; the agent lets it go.
 
-def _dispatch_round(svc: Services, only: str | None, now: datetime) -> tuple[list[int], bool]:
-    from routing.callback_jobs import place_callback  # jobs import this module
-
-    stamp = now.timestamp()
-    presence(svc).promote_due(stamp)
-    free = [a for a in presence(svc).idle_agents(SUPPORTED_LANGUAGES) if only in (None, a.identity)]
-    if not free:
-        return [], False
-    preferred = aliased(Agent)
-    with svc.db.session() as session:
-        rows = session.execute(
-            select(Callback.id, Callback.language, Callback.queued_at, Callback.due_at, preferred.identity)
-            .outerjoin(preferred, and_(preferred.id == Callback.preferred_agent_id, preferred.active.is_(True)))
-            .where(Callback.state == "queued", Callback.due_at <= now)
-            .order_by(Callback.queued_at, Callback.id)
-            .limit(DISPATCH_WINDOW)
-        ).all()
-    queued = [QueuedCallback(r[0], r[1], r[2].timestamp(), r[3].timestamp(), r[4]) for r in rows]
-    pairs = assign(
-        [FreeAgent(a.identity, a.languages, a.idle_since) for a in free],
-        queued,
-        stamp,
-        svc.config.callback_preferred_minutes * 60,
-    )
-    handed: list[int] = []
-    contended = False
-    for callback_id, identity in pairs:
-        key = reservation_key(callback_id)
-        agent = presence(svc).reserve(key, [identity], stamp)
-        if agent is None:  # another dispatcher or an inbound call took this agent a moment ago
-            contended = True
-            continue
-        with svc.db.session() as session:
-            won = session.execute(
-                update(Callback)
-                .where(Callback.id == callback_id, Callback.state == "queued")
-                .values(state="reserved", agent_id=agent.agent_id, due_at=now)
-            ).rowcount
-        if not won:  # another dispatcher reserved this callback first: give the agent back, idle time kept
-            presence(svc).transition(identity, "available", expect_call=key)
-            contended = True
-            continue
-        svc.queue.enqueue(place_callback, callback_id, job_id=f"place-callback-{callback_id}-{int(stamp * 1000)}")
-        events.publish(svc.redis, identity, "callback-reserved", {"callback_id": callback_id})
-        logger.info("callback %s reserved for %s", callback_id, identity)
-        handed.append(callback_id)
-    return handed, contended
-
-
-def attempt_call(callback: Callback, call_sid: str, agent_id: int, now: datetime) -> Call:
-    """The call log's row for one agent-first attempt at a callback."""
-    return Call(
-        call_sid=call_sid, direction="callback", from_raw=callback.phone, caller=callback.phone,
-        customer_id=callback.customer_id, language=callback.language, agent_id=agent_id,
-        previous_agent_id=callback.preferred_agent_id, dial_attempts=callback.attempts, started_at=now,
-        outcome="ringing", callback_id=callback.id,
-    )
-
-
-def requeue(callback: Callback, *, due_at: datetime, error: str | None) -> None:
-    """Back to the queue at its original place (queued_at is kept), to be due again at `due_at`."""
-    callback.state = "queued"
-    callback.agent_id = None
-    callback.current_call_sid = None
-    callback.due_at = due_at
+    With `call_sid`, only while the callback is dialing on that call: a stale call's news changes nothing.
+    """
+    values: dict[str, Any] = {"state": CallbackState.QUEUED, "agent_id": None, "current_call_sid": None,
+                              "due_at": due_at}
     if error:
-        callback.last_error = error
+        values["last_error"] = error
+    if call_sid is None:
+        return _move(session, callback_id, HELD, **values)
+    return _move(session, callback_id, [CallbackState.DIALING], _on(call_sid), **values)
+
+
+def _close(session: Session, callback_id: int, expected: Iterable[CallbackState], state: CallbackState,
+           reason: str, now: datetime) -> bool:
+    return _move(session, callback_id, expected, state=state, closed_at=now, close_reason=reason)
+
+
+def keep(session: Session, callback_id: int, now: datetime) -> bool:
+    """The customer answered: the promise is kept."""
+    return _close(session, callback_id, [CallbackState.DIALING], CallbackState.DONE, KEPT, now)
+
+
+def miss(session: Session, callback_id: int, reason: str, now: datetime) -> bool:
+    """The customer could not be reached inside the promise: recorded, and shown as missed."""
+    return _close(session, callback_id, [CallbackState.DIALING], CallbackState.MISSED, reason, now)
+
+
+def served(session: Session, callback_id: int, now: datetime) -> bool:
+    """The customer reached a person by calling in: the promise is no longer needed, unless already dialing."""
+    return _close(session, callback_id, [CallbackState.QUEUED, CallbackState.RESERVED], CallbackState.DONE,
+                  SERVED, now)
+
+
+def cancel(session: Session, callback_id: int, by: str, reason: str, now: datetime) -> bool:
+    """A supervisor withdraws a queued promise; the reason is kept in the callback's close reason."""
+    return _close(session, callback_id, [CallbackState.QUEUED], CallbackState.CANCELLED,
+                  f"cancelled by {by}: {reason}", now)
+
+
+def reassign(session: Session, callback_id: int, agent_id: int, now: datetime) -> bool:
+    """A supervisor gives a queued promise to another agent, due at once."""
+    return _move(session, callback_id, [CallbackState.QUEUED], preferred_agent_id=agent_id, due_at=now)
+
+
+def served_by_calling_in(session: Session, phone: str, now: datetime) -> list[int]:
+    """The callbacks a customer who just reached a person no longer needs; the ids of those closed."""
+    candidates = session.scalars(
+        select(Callback.id).where(Callback.phone == phone,
+                                  Callback.state.in_((CallbackState.QUEUED, CallbackState.RESERVED)))
+    ).all()
+    return [callback_id for callback_id in candidates if served(session, callback_id, now)]
+
+
+def note(session: Session, callback: Callback, kind: str, detail: dict[str, Any], now: datetime) -> None:
+    """A change to a promise, on the timeline of the call that made it."""
+    if callback.origin_call_id is not None:
+        session.add(CallEvent(call_id=callback.origin_call_id, at=now, kind=kind,
+                              detail={"callback_id": callback.id, **detail}))
+

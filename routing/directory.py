@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import phonenumbers
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from directo.core.db import insert_or_ignore
@@ -123,3 +123,10 @@ def lookup(session: Session, number: str | None, default_language: str) -> Calle
     """Find, or create, the customer behind a number within a unit of work."""
     connection = session.connection()
     return ensure_customer(connection, find(connection, number, default_language))
+
+
+def credit(session: Session, customer_id: int | None, agent_id: int) -> None:
+    """A conversation with this agent happened: they become the customer's known agent, and it counts."""
+    if customer_id is not None:
+        session.execute(update(Customer).where(Customer.id == customer_id).values(
+            last_agent_id=agent_id, answered_calls=Customer.answered_calls + 1))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from directo.core.states import AgentStatus
+
 
 @dataclass(frozen=True)
 class AgentState:
@@ -36,11 +38,11 @@ def rank_agents(snapshot: Snapshot, caller: CallerProfile) -> list[str]:
     """
     ranked: list[str] = []
     previous = snapshot.previous
-    if previous is not None and previous.status == "available" and previous.identity not in caller.tried:
+    if previous is not None and previous.status == AgentStatus.AVAILABLE and previous.identity not in caller.tried:
         ranked.append(previous.identity)
     for agent in sorted(snapshot.idle, key=lambda a: (a.idle_since, a.identity)):
         if (
-            agent.status == "available"
+            agent.status == AgentStatus.AVAILABLE
             and caller.language in agent.languages
             and agent.identity not in caller.tried
             and agent.identity not in ranked

@@ -8,30 +8,37 @@ and `agents`, the set of known identities.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from string import Template
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 
+from directo.core.states import AgentStatus
 from routing.policy import AgentState, Snapshot
 
 if TYPE_CHECKING:
     from directo.core.models import Agent
     from directo.core.services import Services
 
-STATUSES = ("available", "reserved", "busy", "wrapup", "away", "offline")
+
+def _lua(script: str) -> str:
+    """Scripts name states through the shared vocabulary, like every other module."""
+    return Template(script).substitute(AVAILABLE=AgentStatus.AVAILABLE, RESERVED=AgentStatus.RESERVED,
+                                       WRAPUP=AgentStatus.WRAPUP)
+
 
 # Wrap-ups that have ended are promoted lazily here, so no timer is needed for an agent to become free.
 _PROMOTE = """
 local p = ARGV[1]
-local due = redis.call('ZRANGEBYSCORE', p..'wrapup', '-inf', ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', p..'$WRAPUP', '-inf', ARGV[2])
 for _, id in ipairs(due) do
   local key = p..'agent:'..id
   local ends = redis.call('HGET', key, 'until')
-  redis.call('HSET', key, 'status', 'available', 'since', ends, 'call', '')
+  redis.call('HSET', key, 'status', '$AVAILABLE', 'since', ends, 'call', '')
   for lang in string.gmatch(redis.call('HGET', key, 'languages') or '', '[^,]+') do
     redis.call('ZADD', p..'idle:'..lang, ends, id)
   end
-  redis.call('ZREM', p..'wrapup', id)
+  redis.call('ZREM', p..'$WRAPUP', id)
 end
 """
 
@@ -50,11 +57,11 @@ local p = ARGV[1]
 for i = 4, #ARGV do
   local id = ARGV[i]
   local key = p..'agent:'..id
-  if redis.call('HGET', key, 'status') == 'available' then
+  if redis.call('HGET', key, 'status') == '$AVAILABLE' then
     for lang in string.gmatch(redis.call('HGET', key, 'languages') or '', '[^,]+') do
       redis.call('ZREM', p..'idle:'..lang, id)
     end
-    redis.call('HSET', key, 'status', 'reserved', 'call', ARGV[2], 'reserved_at', ARGV[3])
+    redis.call('HSET', key, 'status', '$RESERVED', 'call', ARGV[2], 'reserved_at', ARGV[3])
     local facts = redis.call('HMGET', key, 'agent_id', 'name', 'phone')
     return {id, facts[1] or '', facts[2] or '', facts[3] or ''}
   end
@@ -70,15 +77,15 @@ if redis.call('EXISTS', key) == 0 then return 0 end
 if ARGV[3] ~= '*' and (redis.call('HGET', key, 'call') or '') ~= ARGV[3] then return 0 end
 local langs = redis.call('HGET', key, 'languages') or ''
 for lang in string.gmatch(langs, '[^,]+') do redis.call('ZREM', p..'idle:'..lang, id) end
-redis.call('ZREM', p..'wrapup', id)
+redis.call('ZREM', p..'$WRAPUP', id)
 redis.call('HSET', key, 'status', ARGV[4], 'call', ARGV[5])
 if ARGV[6] ~= '' then redis.call('HSET', key, 'since', ARGV[6]) end
-if ARGV[4] == 'available' then
+if ARGV[4] == '$AVAILABLE' then
   local since = redis.call('HGET', key, 'since')
   for lang in string.gmatch(langs, '[^,]+') do redis.call('ZADD', p..'idle:'..lang, since, id) end
-elseif ARGV[4] == 'wrapup' then
+elseif ARGV[4] == '$WRAPUP' then
   redis.call('HSET', key, 'until', ARGV[7])
-  redis.call('ZADD', p..'wrapup', ARGV[7], id)
+  redis.call('ZADD', p..'$WRAPUP', ARGV[7], id)
 end
 return 1
 """
@@ -98,10 +105,10 @@ class Presence:
     def __init__(self, redis: Redis, prefix: str = "directo:") -> None:
         self.redis = redis
         self.prefix = prefix
-        self._promote = redis.register_script(_PROMOTE)
-        self._snapshot = redis.register_script(_SNAPSHOT)
-        self._reserve = redis.register_script(_RESERVE)
-        self._transition = redis.register_script(_TRANSITION)
+        self._promote = redis.register_script(_lua(_PROMOTE))
+        self._snapshot = redis.register_script(_lua(_SNAPSHOT))
+        self._reserve = redis.register_script(_lua(_RESERVE))
+        self._transition = redis.register_script(_lua(_TRANSITION))
 
     def _key(self, identity: str) -> str:
         return f"{self.prefix}agent:{identity}"
@@ -114,7 +121,7 @@ class Presence:
         identity = agent.identity
         key = self._key(identity)
         pipe = self.redis.pipeline()
-        pipe.hsetnx(key, "status", "offline")
+        pipe.hsetnx(key, "status", AgentStatus.OFFLINE)
         pipe.hsetnx(key, "since", "0")
         pipe.hset(key, mapping={"name": agent.name, "languages": agent.languages_csv, "agent_id": agent.id,
                                 "phone": agent.phone or ""})
@@ -139,7 +146,8 @@ class Presence:
             status, since, langs = (_text(v) for v in prev)
             previous_state = AgentState(previous, status, float(since), tuple(filter(None, langs.split(","))))
         idle_states = tuple(
-            AgentState(_text(idle[i]), "available", float(idle[i + 1]), (language,)) for i in range(0, len(idle), 2)
+            AgentState(_text(idle[i]), AgentStatus.AVAILABLE, float(idle[i + 1]), (language,))
+            for i in range(0, len(idle), 2)
         )
         return Snapshot(previous_state, idle_states), [_text(d) for d in due]
 
@@ -154,7 +162,8 @@ class Presence:
         for identity in identities:
             pipe.hget(self._key(identity), "languages")
         return [
-            AgentState(identity, "available", since[identity], tuple(filter(None, _text(langs or b"").split(","))))
+            AgentState(identity, AgentStatus.AVAILABLE, since[identity],
+                       tuple(filter(None, _text(langs or b"").split(","))))
             for identity, langs in zip(identities, pipe.execute(), strict=True)
         ]
 
@@ -182,8 +191,7 @@ class Presence:
         until: float | None = None,
     ) -> bool:
         """Move an agent to `status` if they are still on `expect_call`; False when that call is no longer theirs."""
-        if status not in STATUSES:
-            raise ValueError(f"unknown agent status {status!r}")
+        status = AgentStatus(status)  # an unknown status is a bug: ValueError
         done = self._transition(
             args=[
                 self.prefix,
@@ -196,6 +204,10 @@ class Presence:
             ]
         )
         return bool(done)
+
+    def release(self, identity: str, holding: str) -> bool:
+        """Free an agent still held by `holding`, as idle as before it (their place in line is kept)."""
+        return self.transition(identity, AgentStatus.AVAILABLE, expect_call=holding)
 
     def state(self, identity: str) -> dict[str, str]:
         return {_text(k): _text(v) for k, v in self.redis.hgetall(self._key(identity)).items()}

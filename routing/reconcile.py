@@ -21,10 +21,12 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from directo.core.jobs import current_services
 from directo.core.models import Agent, Call, Callback
 from directo.core.services import Services
+from directo.core.states import FINAL_CALL_STATUSES, HELD, LIVE, ON_A_CALL
 from directo.core.twilio_client import twilio_client
-from routing.callback_calls import CallbackFlow
-from routing.callbacks import reservation_key
-from routing.inbound import FINAL_CALL_STATUSES, run_flow
+from directo.core.unit_of_work import run_once
+from routing import agents, callbacks
+from routing.callback_calls import CallbackCall
+from routing.inbound import InboundCall
 from routing.presence import presence
 
 logger = logging.getLogger(__name__)
@@ -33,8 +35,6 @@ logger = logging.getLogger(__name__)
 GRACE_SECONDS = 60
 # Twilio is asked about one call at most this often, so long conversations cost one request per interval.
 ASK_EVERY_SECONDS = 300
-LIVE_OUTCOMES = ("ringing", "answered")
-CALLBACK_PREFIX = reservation_key(0).removesuffix("0")
 
 
 def reconcile_agents() -> list[str]:
@@ -45,20 +45,20 @@ def reconcile_agents() -> list[str]:
     freed = []
     for identity, state in presence(svc).states().items():
         held = state.get("call", "")
-        if state.get("status") not in ("reserved", "busy") or not held:
+        if state.get("status") not in ON_A_CALL or not held:
             continue
         if now - float(state.get("reserved_at") or 0) < held_longer:
             continue
-        over = _callback_over if held.startswith(CALLBACK_PREFIX) else _call_over
-        if over(svc, identity, held):
+        callback_id = callbacks.held_callback(held)
+        over = _call_over(svc, identity, held) if callback_id is None else _callback_over(svc, identity, callback_id)
+        if over:
             freed.append(identity)
     return freed
 
 
 def _call_over(svc: Services, identity: str, call_sid: str) -> bool:
     record = _with_agent(svc, Call, Call.call_sid == call_sid, Call.ended_at, Call.outcome)
-    if record is None or record.ended_at is not None or record.outcome not in LIVE_OUTCOMES \
-            or record.identity != identity:
+    if record is None or record.ended_at is not None or record.outcome not in LIVE or record.identity != identity:
         # Never recorded (its web process died), or over or handed on by the record's account.
         return _release(svc, identity, call_sid)
     status, duration = _ask_twilio(svc, call_sid)
@@ -67,16 +67,16 @@ def _call_over(svc: Services, identity: str, call_sid: str) -> bool:
     # Twilio's word for the status callback that never arrived, handled exactly as that webhook would have been;
     # if it does arrive later, it is a redelivery and changes nothing.
     form = {"CallSid": call_sid, "CallStatus": status, "CallDuration": duration}
-    run_flow(svc, call_sid, f"status:{status}", lambda flow: flow.status(form), _no_url)
+    run_once(svc.db, call_sid, f"status:{status}", lambda unit: InboundCall(svc, unit, svc.urls).status(form))
     logger.warning("call %s ended (%s) without its status callback; agent %s released", call_sid, status, identity)
     return True
 
 
-def _callback_over(svc: Services, identity: str, key: str) -> bool:
+def _callback_over(svc: Services, identity: str, callback_id: int) -> bool:
     """The same for an agent held by a callback: its record, then Twilio's word on the agent's call and its child."""
-    callback_id = int(key.removeprefix(CALLBACK_PREFIX))
+    key = callbacks.reservation_key(callback_id)
     record = _with_agent(svc, Callback, Callback.id == callback_id, Callback.state, Callback.current_call_sid)
-    if record is None or record.state not in ("reserved", "dialing") or record.identity != identity:
+    if record is None or record.state not in HELD or record.identity != identity:
         return _release(svc, identity, key)
     agent_leg = record.current_call_sid
     if agent_leg is None:
@@ -87,12 +87,12 @@ def _callback_over(svc: Services, identity: str, key: str) -> bool:
     customer = _customer_leg(svc, agent_leg)
     if customer is not None:  # the customer was dialled: their outcome decides, as the <Dial> action would have
         form = {"CallSid": agent_leg, "DialCallStatus": customer[0], "DialCallDuration": customer[1]}
-        run_flow(svc, agent_leg, f"callback:{callback_id}:customer-complete",
-                 lambda flow: flow.customer_complete(form, callback_id), _no_url, CallbackFlow)
+        run_once(svc.db, agent_leg, f"callback:{callback_id}:customer-complete",
+                 lambda unit: CallbackCall(svc, unit, svc.urls, callback_id).customer_complete(form))
     else:
         form = {"CallSid": agent_leg, "CallStatus": status}
-        run_flow(svc, agent_leg, f"callback:{callback_id}:agent-status:{status}",
-                 lambda flow: flow.agent_status(form, callback_id), _no_url, CallbackFlow)
+        run_once(svc.db, agent_leg, f"callback:{callback_id}:agent-status:{status}",
+                 lambda unit: CallbackCall(svc, unit, svc.urls, callback_id).agent_status(form))
     logger.warning("callback %s: call %s ended (%s) unheard; agent %s released", callback_id, agent_leg, status,
                    identity)
     return True
@@ -108,7 +108,7 @@ def _with_agent(svc: Services, model: type[Call] | type[Callback], where: Any, *
 
 def _release(svc: Services, identity: str, held: str) -> bool:
     """The record says it is over; only the live state was not told (Redis failed then). Idle time is kept."""
-    if presence(svc).transition(identity, "available", expect_call=held):
+    if agents.release(svc, identity, held):
         logger.warning("agent %s was still held by %s, which is over: freed", identity, held)
         return True
     return False
@@ -144,8 +144,3 @@ def _twilio_status(svc: Services, call_sid: str) -> tuple[str, str]:
         logger.warning("could not ask Twilio about call %s: %s", call_sid, error)
         return "", ""
     return call.status, call.duration or "0"
-
-
-def _no_url(*_: Any, **__: Any) -> str:
-    """A call's end is handled without answering Twilio, so it never builds a webhook URL."""
-    raise RuntimeError("closing a call from the reconciler builds no webhook URL")

@@ -18,7 +18,7 @@ from test_incoming import complete_call
 from directo.cli import main
 from directo.core.models import Agent, Call, Callback, Complaint, Customer, Recording, utcnow
 from routing import agents as admin
-from routing import events
+from routing import events, roster
 from routing.presence import presence
 from voice import create_app
 from voice.agent_text import TEXT
@@ -54,8 +54,8 @@ class AgentPage:
 
 
 def agent_with_password(services, identity: str, *langs: str, status: str = "offline", role: str = "agent") -> None:
-    admin.add_agent(services, identity, identity.title(), list(langs) or ["es"], role=role)
-    admin.set_password(services, identity, PASSWORD)
+    roster.add_agent(services, identity, identity.title(), list(langs) or ["es"], role=role)
+    roster.set_password(services, identity, PASSWORD)
     if status != "offline":
         admin.set_status(services, identity, status)
     time.sleep(0.01)
@@ -114,7 +114,7 @@ def test_deactivated_agent_loses_their_session(services, page) -> None:
 
 
 def test_password_is_stored_hashed_and_set_from_the_cli(services, config) -> None:
-    admin.add_agent(services, "ana", "Ana", ["es"])
+    roster.add_agent(services, "ana", "Ana", ["es"])
     env = {"DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url,
            "DIRECTO_DATA_DIR": config.data_dir, "TWILIO_AUTH_TOKEN": config.twilio_auth_token}
     result = CliRunner().invoke(main, ["agent", "password", "ana"], input=f"{PASSWORD}\n{PASSWORD}\n", env=env)
@@ -123,14 +123,14 @@ def test_password_is_stored_hashed_and_set_from_the_cli(services, config) -> Non
     with services.db.session() as session:
         stored = session.scalar(select(Agent.password_hash).where(Agent.identity == "ana"))
     assert stored and PASSWORD not in stored
-    assert admin.check_password(services, "ana", PASSWORD).identity == "ana"
-    assert admin.check_password(services, "ana", "nope") is None
+    assert roster.check_password(services, "ana", PASSWORD).identity == "ana"
+    assert roster.check_password(services, "ana", "nope") is None
     short = CliRunner().invoke(main, ["agent", "password", "ana", "--password", "short"], env=env)
     assert short.exit_code != 0 and "too short" in short.output
     added = CliRunner().invoke(main, ["agent", "add", "sue", "--name", "Sue", "--role", "supervisor",
                                       "--password", PASSWORD], env=env)
     assert added.exit_code == 0, added.output
-    assert admin.check_password(services, "sue", PASSWORD).role == "supervisor"
+    assert roster.check_password(services, "sue", PASSWORD).role == "supervisor"
 
 
 # --- presence -------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from sqlalchemy.orm import selectinload
 from directo.cli import main
 from directo.core.models import Call, Callback, Customer, utcnow
 from routing import agents as admin
-from routing.callbacks import dispatch
+from routing import roster
+from routing.dispatch import dispatch
 from routing.presence import presence
 from standin import Answer, Busy, NoAnswer
 
@@ -22,7 +23,7 @@ CUSTOMER = "+34600555111"
 
 
 def add_agent(services, identity: str, *langs: str, status: str = "available") -> None:
-    admin.add_agent(services, identity, identity.title(), list(langs) or ["es"])
+    roster.add_agent(services, identity, identity.title(), list(langs) or ["es"])
     if status != "offline":
         admin.set_status(services, identity, status)
 

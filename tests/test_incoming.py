@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from directo.core.models import Call, Customer
 from routing import agents as admin
+from routing import roster
 from routing.presence import presence
 
 ANA, BEA, TOM = "ana", "bea", "tom"
@@ -17,7 +18,7 @@ CALLER = "+34600111222"
 
 
 def add(services, identity: str, *langs: str, phone: str | None = None, status: str = "available") -> None:
-    admin.add_agent(services, identity, identity.title(), list(langs) or ["es"], phone)
+    roster.add_agent(services, identity, identity.title(), list(langs) or ["es"], phone)
     admin.set_status(services, identity, status)
     time.sleep(0.01)  # distinct idle-since stamps, so "longest idle" is well defined
 

@@ -19,6 +19,7 @@ from directo.core.config import Config
 from directo.core.embedded_redis import EmbeddedRedis
 from directo.core.services import Services
 from routing import agents as admin
+from routing import roster
 
 TOKEN = "run-test-token"
 
@@ -74,7 +75,7 @@ def test_a_private_redis_that_dies_is_started_again_and_callers_reach_the_agents
     private = EmbeddedRedis(Path(env["DIRECTO_DATA_DIR"]) / "redis")
     svc = Services.build(Config.from_env(env))
     try:
-        admin.add_agent(svc, "ana", "Ana", ["es"])
+        roster.add_agent(svc, "ana", "Ana", ["es"])
         admin.set_status(svc, "ana", "available")
     finally:
         svc.close()

@@ -28,7 +28,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from directo.core.models import Agent, Call, Callback, Recording
 from directo.core.services import Services
-from routing import agents as agent_admin
+from directo.core.states import SETTABLE
+from routing import agents, roster
+from routing.errors import Refused
 from routing.presence import presence
 from voice import agent_context, agent_events
 from voice.agent_text import TEXT, choose_language
@@ -82,7 +84,7 @@ def login() -> Any:
     if request.method == "GET":
         return render_template("agent/login.html", t=TEXT[language], language=language, failed=False)
     identity = request.form.get("identity", "").strip()
-    agent = agent_admin.check_password(services(), identity, request.form.get("password", ""))
+    agent = roster.check_password(services(), identity, request.form.get("password", ""))
     if agent is None:
         return render_template("agent/login.html", t=TEXT[language], language=language, failed=True,
                                identity=identity), 401
@@ -119,12 +121,12 @@ def state() -> dict[str, Any]:
 @login_required
 def status() -> Any:
     wanted = (request.get_json(silent=True) or {}).get("status") or request.form.get("status")
-    if wanted not in agent_admin.SETTABLE:
-        abort(400, f"status must be one of {', '.join(agent_admin.SETTABLE)}")
+    if wanted not in SETTABLE:
+        abort(400, f"status must be one of {', '.join(SETTABLE)}")
     identity = _me().identity
     try:
-        agent_admin.set_status(services(), identity, wanted)
-    except agent_admin.AgentError as refused:
+        agents.set_status(services(), identity, wanted)
+    except Refused as refused:
         abort(409, str(refused))
     return {**agent_events.live_state(presence(services()), identity), "server_time": time.time()}
 

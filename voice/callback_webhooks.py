@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from directo.core.urls import path
-from routing.callback_calls import CallbackFlow
+from routing.callback_calls import CallbackCall
 from voice.signature import twilio_signed
-from voice.webhooks import handle, never_a_500
+from voice.webhooks import handle, never_a_500, services, urls
 
 bp = Blueprint("callbacks", __name__)
 bp.register_error_handler(Exception, never_a_500)
@@ -20,8 +20,8 @@ def _callback_id() -> int:
 def _step(name: str, key: str) -> Response:
     """Exactly once per (call, callback, event); the callback id rides in the URL Directo gave Twilio."""
     callback_id = _callback_id()
-    return handle(f"callback:{callback_id}:{key}", lambda flow: getattr(flow, name)(request.form, callback_id),
-                  flow_class=CallbackFlow)
+    return handle(f"callback:{callback_id}:{key}",
+                  lambda unit: getattr(CallbackCall(services(), unit, urls(), callback_id), name)(request.form))
 
 
 @bp.post(path("callbacks.reason"))

@@ -15,7 +15,7 @@ from recordings.complaints import flag
 from recordings.errors import ComplaintError
 from voice.auth import csrf, current_identity, is_supervisor, login_required
 from voice.signature import twilio_signed
-from voice.webhooks import external_url, handle, never_a_500, services
+from voice.webhooks import external_url, handle, never_a_500, services, urls
 
 bp = Blueprint("complaints", __name__)
 # Twilio's callbacks: signed instead of CSRF-protected, and answered with TwiML even when something fails.
@@ -59,7 +59,7 @@ def _complaint_id() -> int:
 def _on_call(event: str, step: Callable[[Unit, int, str], VoiceResponse]) -> Response:
     """A step of the acknowledgement, once per complaint, on the caller's call."""
     complaint_id = _complaint_id()
-    return handle(f"{event}:{complaint_id}", lambda flow: step(flow.unit, complaint_id, request.form["CallSid"]))
+    return handle(f"{event}:{complaint_id}", lambda unit: step(unit, complaint_id, request.form["CallSid"]))
 
 
 @twilio.post(path("complaints.twilio.acknowledge"))
@@ -67,7 +67,7 @@ def _on_call(event: str, step: Callable[[Unit, int, str], VoiceResponse]) -> Res
 @twilio_signed
 def acknowledge() -> Response:
     return _on_call("complaint-ack", lambda unit, complaint_id, call_sid: acknowledgement.acknowledge(
-        unit, services(), complaint_id, call_sid, external_url))
+        unit, services(), complaint_id, call_sid, urls()))
 
 
 @twilio.post(path("complaints.twilio.spoken"))
@@ -83,8 +83,8 @@ def spoken() -> Response:
 def recording_status() -> Response:
     complaint_id = _complaint_id()
     status = request.form.get("RecordingStatus", "")
-    return handle(f"recording:{status}", lambda flow: fetch.recording_status(
-        flow.unit, services(), complaint_id, request.form), sid_field="RecordingSid")
+    return handle(f"recording:{status}", lambda unit: fetch.recording_status(
+        unit, services(), complaint_id, request.form), sid_field="RecordingSid")
 
 
 @twilio.post(path("complaints.twilio.sms_status"))
@@ -92,8 +92,8 @@ def recording_status() -> Response:
 @twilio_signed
 def sms_status() -> Response:
     status = request.form.get("MessageStatus", "")
-    return handle(f"sms:{status}", lambda flow: sms.message_status(
-        flow.unit, services(), request.form, external_url("complaints.twilio.sms_status")), sid_field="MessageSid")
+    return handle(f"sms:{status}", lambda unit: sms.message_status(
+        unit, services(), request.form, external_url("complaints.twilio.sms_status")), sid_field="MessageSid")
 
 
 bp.register_blueprint(twilio)

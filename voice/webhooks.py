@@ -1,29 +1,22 @@
-"""The /voice blueprint: Twilio's webhooks. Views are thin; CallFlow holds the logic."""
+"""The /voice blueprint: Twilio's webhooks for inbound calls. Views parse the request; `routing.inbound` decides."""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, current_app, g, request
 from redis import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from directo.core.services import Services
-from directo.core.urls import path, public_urls
+from directo.core.states import FINAL_CALL_STATUSES, NOT_REACHED, AgentStatus
+from directo.core.unit_of_work import Unit, run_once
+from directo.core.urls import UrlFor, path, public_urls
 from routing import twiml
 from routing.directory import CallerContext, normalise_number
-from routing.inbound import (
-    FALLBACK_ATTEMPT,
-    FINAL_CALL_STATUSES,
-    NOT_REACHED,
-    CallFlow,
-    plan_incoming,
-    release_plan,
-    run_flow,
-)
+from routing.inbound import FALLBACK_ATTEMPT, InboundCall, plan_incoming, release_plan
 from routing.presence import presence
 from voice.signature import twilio_signed
 
@@ -35,9 +28,15 @@ def services() -> Services:
     return current_app.extensions["directo"]
 
 
+def urls() -> UrlFor:
+    """Absolute URLs for Twilio: on PUBLIC_BASE_URL when configured, else on the URL this request came in on."""
+    if "urls" not in g:
+        g.urls = public_urls(current_app.config["DIRECTO"].public_base_url or request.url_root)
+    return g.urls
+
+
 def external_url(endpoint: str, **values: object) -> str:
-    """Absolute URLs for Twilio, on the public base URL when one is configured."""
-    return public_urls(current_app.config["DIRECTO"].public_base_url or request.url_root)(endpoint, **values)
+    return urls()(endpoint, **values)
 
 
 def xml(response: VoiceResponse | str) -> Response:
@@ -46,16 +45,19 @@ def xml(response: VoiceResponse | str) -> Response:
 
 def handle(
     event: str,
-    step: Callable[[Any], VoiceResponse],
+    step: Callable[[Unit], VoiceResponse],
     sid_field: str = "CallSid",
-    flow_class: type[CallFlow] = CallFlow,
     on_replay: Callable[[], object] | None = None,
 ) -> Response:
-    """Run a flow step once per (call, event); a redelivered webhook gets the first answer again."""
+    """Run a step once per (call, event); a redelivered webhook gets the first answer again."""
     sid = request.form.get(sid_field)
     if not sid:
         abort(400, f"{sid_field} is missing")
-    return xml(run_flow(services(), sid, event, step, external_url, flow_class, on_replay))
+    return xml(run_once(services().db, sid, event, step, on_replay))
+
+
+def _call(unit: Unit) -> InboundCall:
+    return InboundCall(services(), unit, urls())
 
 
 @bp.post(path("voice.incoming"))
@@ -67,7 +69,7 @@ def incoming() -> Response:
     plan = plan_incoming(svc, request.form)
     release = functools.partial(release_plan, svc, plan, request.form["CallSid"])
     try:
-        return handle("incoming", lambda flow: flow.incoming(request.form, plan), on_replay=release)
+        return handle("incoming", lambda unit: _call(unit).incoming(request.form, plan), on_replay=release)
     except Exception:
         release()
         raise
@@ -77,20 +79,20 @@ def incoming() -> Response:
 @twilio_signed
 def dial_complete() -> Response:
     attempt = request.args.get("attempt", default=1, type=int)
-    return handle(f"dial-complete:{attempt}", lambda flow: flow.dial_complete(request.form, attempt))
+    return handle(f"dial-complete:{attempt}", lambda unit: _call(unit).dial_complete(request.form, attempt))
 
 
 @bp.post(path("voice.agent_leg"))
 @twilio_signed
 def agent_leg() -> Response:
     status = request.form.get("CallStatus", "")
-    return handle(f"agent-leg:{status}", lambda flow: flow.agent_leg(request.form))
+    return handle(f"agent-leg:{status}", lambda unit: _call(unit).agent_leg(request.form))
 
 
 @bp.post(path("voice.status"))
 @twilio_signed
 def status() -> Response:
-    return handle(f"status:{request.form.get('CallStatus', '')}", lambda flow: flow.status(request.form))
+    return handle(f"status:{request.form.get('CallStatus', '')}", lambda unit: _call(unit).status(request.form))
 
 
 @bp.errorhandler(Exception)
@@ -119,7 +121,8 @@ def _last_resort() -> VoiceResponse | None:
     config = current_app.config["DIRECTO"]
     try:
         free = [twiml.AgentTarget(identity, state.get("phone") or None)
-                for identity, state in presence(services()).states().items() if state.get("status") == "available"]
+                for identity, state in presence(services()).states().items()
+                if state.get("status") == AgentStatus.AVAILABLE]
     except RedisError:
         free = []
     if not free and not config.fallback_number:

@@ -21,7 +21,7 @@ from directo.core import periodic
 from directo.core.config import Config
 from directo.core.embedded_redis import EmbeddedRedis
 from directo.core.services import resolve_redis_url
-from routing import agents as agent_admin
+from routing import agents
 
 WORKER_RETRY_SECONDS = 2
 
@@ -49,7 +49,7 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
         PUBLIC_BASE_URL=config.public_base_url or f"http://{host}:{port}",
     )
     with services() as svc:
-        agent_admin.restore_presence(svc)
+        agents.restore_presence(svc)
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     web = subprocess.Popen(
         [gunicorn, "--bind", f"{host}:{port}", "--workers", str(web_workers), "--threads", str(threads),

@@ -46,7 +46,7 @@ HELD = frozenset({CallbackState.RESERVED, CallbackState.DIALING})
 CLOSED = frozenset({CallbackState.DONE, CallbackState.MISSED, CallbackState.CANCELLED})
 
 
-class Presence(StrEnum):
+class AgentStatus(StrEnum):
     """An agent's live state in Redis (and, for what they asked for, `agents.status`)."""
 
     AVAILABLE = "available"
@@ -58,8 +58,8 @@ class Presence(StrEnum):
 
 
 # What an agent may ask for themselves; what a call holds them in.
-SETTABLE = (Presence.AVAILABLE, Presence.AWAY, Presence.OFFLINE)
-ON_A_CALL = frozenset({Presence.RESERVED, Presence.BUSY})
+SETTABLE = (AgentStatus.AVAILABLE, AgentStatus.AWAY, AgentStatus.OFFLINE)
+ON_A_CALL = frozenset({AgentStatus.RESERVED, AgentStatus.BUSY})
 # How the roster shows an agent who may no longer log in (not a presence: they are out of routing).
 INACTIVE = "inactive"
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from directo.core.models import Agent
 from directo.core.services import Services
-from routing import agents as agent_admin
+from routing import agents, roster
 from routing.presence import presence
 from standin import StandIn
 from standin.model import Call, Event
@@ -80,8 +80,8 @@ class Desk:
             existing = set(session.scalars(select(Agent.identity).where(Agent.identity.in_(identities))))
         for n, identity in enumerate(identities, 1):
             if identity not in existing:
-                agent_admin.add_agent(self.svc, identity, f"Simulated agent {n}", ["es", "en"])
-            agent_admin.set_status(self.svc, identity, "available")
+                roster.add_agent(self.svc, identity, f"Simulated agent {n}", ["es", "en"])
+            agents.set_status(self.svc, identity, "available")
             self.network.set_behaviour(f"client:{identity}", agent_behaviour(self.rng, self.habits))
         self.identities = identities
         return identities
@@ -158,7 +158,7 @@ class Desk:
             return
         if state == "wrapup" and float(live.get("until") or 0) < time.time() + 1:
             return
-        agent_admin.set_status(self.svc, identity, "available")
+        agents.set_status(self.svc, identity, "available")
 
     def _complain(self, leg: Call, identity: str) -> None:
         if leg.ended or leg.parent is None:

@@ -22,11 +22,12 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from directo.core.models import Agent, Call
 from directo.core.services import Services
-from routing import agents as agent_admin
+from routing import callback_admin, roster
 from routing.callback_report import callback_report
 from routing.directory import normalise_number
+from routing.errors import Refused
 from voice.auth import current_identity, is_supervisor, log_out
-from voice.supervisor import actions, board, call_log, charts, complaints_register
+from voice.supervisor import board, call_log, charts, complaints_register
 from voice.supervisor.call_log import FilterError, Filters
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor",
@@ -150,47 +151,56 @@ def callbacks() -> str:
     with svc.db.session() as db:
         agents = db.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.identity)).all()
     return render_template("supervisor/callbacks.html", rows=callback_report(svc, everything=everything),
-                           recordings=actions.reason_recordings(svc), agents=agents, everything=everything,
-                           section="callbacks", max_reason=MAX_REASON)
+                           agents=agents, everything=everything, section="callbacks", max_reason=MAX_REASON)
 
 
 @bp.post("/callbacks/<int:callback_id>/reassign")
 def reassign(callback_id: int) -> BaseResponse:
-    return _act(lambda svc, reason: actions.reassign(svc, callback_id, request.form.get("agent", ""), reason,
-                                                     current_identity() or ""), "callbacks")
+    return _act(lambda svc, reason: callback_admin.reassign(svc, callback_id, request.form.get("agent", ""), reason,
+                                                            current_identity() or ""), "callbacks")
 
 
 @bp.post("/callbacks/<int:callback_id>/cancel")
 def cancel(callback_id: int) -> BaseResponse:
-    return _act(lambda svc, reason: actions.cancel(svc, callback_id, reason, current_identity() or ""),
+    return _act(lambda svc, reason: callback_admin.cancel(svc, callback_id, reason, current_identity() or ""),
                 "callbacks")
 
 
 @bp.get("/agents")
 def agents() -> str:
-    return render_template("supervisor/agents.html", agents=actions.agent_rows(services()), section="agents",
+    return render_template("supervisor/agents.html", agents=roster.list_agents(services()), section="agents",
                            me=current_identity())
 
 
 @bp.post("/agents")
 def add_agent() -> BaseResponse:
     form = request.form
-    return _act(lambda svc, _reason: actions.add_agent(
-        svc, form.get("identity", "").strip(), form.get("name", "").strip(), form.get("languages", ""),
-        form.get("phone", "").strip() or None, form.get("role", "agent"), form.get("password", "")), "agents",
-        reason_required=False)
+
+    def add(svc: Services, _reason: str) -> str:
+        identity = form.get("identity", "").strip()
+        roster.add_agent(svc, identity, form.get("name", ""), form.get("languages", ""),
+                         form.get("phone", "").strip() or None, form.get("role", ""), form.get("password", ""))
+        return f"{identity} added"
+
+    return _act(add, "agents", reason_required=False)
 
 
 @bp.post("/agents/<identity>/password")
 def reset_password(identity: str) -> BaseResponse:
-    return _act(lambda svc, _reason: actions.reset_password(svc, identity, request.form.get("password", "")),
-                "agents", reason_required=False)
+    def reset(svc: Services, _reason: str) -> str:
+        roster.set_password(svc, identity, request.form.get("password", ""))
+        return f"password of {identity} reset"
+
+    return _act(reset, "agents", reason_required=False)
 
 
 @bp.post("/agents/<identity>/languages")
 def set_languages(identity: str) -> BaseResponse:
-    return _act(lambda svc, _reason: actions.set_languages(svc, identity, request.form.get("languages", "")),
-                "agents", reason_required=False)
+    def change(svc: Services, _reason: str) -> str:
+        spoken = roster.set_languages(svc, identity, request.form.get("languages", ""))
+        return f"{identity} now speaks {', '.join(spoken)}"
+
+    return _act(change, "agents", reason_required=False)
 
 
 @bp.post("/agents/<identity>/active")
@@ -198,7 +208,11 @@ def set_active(identity: str) -> BaseResponse:
     active = request.form.get("active") == "1"
     if not active and identity == current_identity():
         abort(400, "you cannot deactivate yourself")
-    return _act(lambda svc, _reason: actions.set_active(svc, identity, active), "agents", reason_required=False)
+    def switch(svc: Services, _reason: str) -> str:
+        roster.set_active(svc, identity, active)
+        return f"{identity} {'reactivated' if active else 'deactivated'}"
+
+    return _act(switch, "agents", reason_required=False)
 
 
 def _act(action: Any, back: str, *, reason_required: bool = True) -> BaseResponse:
@@ -210,9 +224,7 @@ def _act(action: Any, back: str, *, reason_required: bool = True) -> BaseRespons
         abort(400, f"keep the reason to {MAX_REASON} characters")
     try:
         done = action(services(), reason)
-    except actions.Conflict as refused:
-        abort(409, str(refused))
-    except (actions.Invalid, agent_admin.AgentError) as bad:
-        abort(400, str(bad))
+    except Refused as refused:
+        abort(refused.status, str(refused))
     flash(done)
     return redirect(url_for(f"supervisor.{back}"))

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from directo.core.models import Call, Callback, Complaint, Customer, utcnow
 from directo.core.services import Services
-from routing import agents as agent_admin
+from directo.core.states import OPEN
+from routing import roster
 from routing.callback_report import flag
-from routing.callbacks import OPEN
 from routing.events import BOARD_CHANNEL
 from routing.presence import presence
 
@@ -110,7 +110,7 @@ def _on_calls(session: Session, live: dict[str, dict[str, str]]) -> dict[str, st
 def snapshot(svc: Services) -> dict[str, Any]:
     """The whole board as JSON: the page renders it first and replaces it with each pushed one."""
     now = utcnow()
-    views = agent_admin.list_agents(svc)
+    views = roster.list_agents(svc)
     live = presence(svc).states()
     with svc.db.session() as session:
         who = _on_calls(session, live)
