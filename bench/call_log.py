@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, select, text
 
 from directo.core.db import Database
 from directo.core.models import Agent, Base, Call, Customer
+from directo.core.states import AgentStatus, CallOutcome, Direction, Role
 from voice.supervisor.call_log import Filters, csv_stream, encode_cursor, page
 
 AGENTS = 20
@@ -29,7 +30,8 @@ CALLERS = 50_000
 DAYS = 30
 BATCH = 20_000
 END = datetime(2026, 11, 23, tzinfo=UTC)
-OUTCOMES = ["answered"] * 80 + ["callback"] * 8 + ["abandoned"] * 7 + ["no-agent"] * 3 + ["fallback"] * 2
+OUTCOMES = ([CallOutcome.ANSWERED] * 80 + [CallOutcome.CALLBACK] * 8 + [CallOutcome.ABANDONED] * 7
+            + [CallOutcome.NO_AGENT] * 3 + [CallOutcome.FALLBACK] * 2)
 
 
 def seed(db: Database, calls: int) -> float:
@@ -37,8 +39,8 @@ def seed(db: Database, calls: int) -> float:
     started = time.perf_counter()
     with db.session() as session:
         session.execute(insert(Agent), [
-            {"identity": f"agent{n:02}", "name": f"Agent {n}", "languages_csv": "es,en", "role": "agent",
-             "active": True, "status": "offline", "created_at": END} for n in range(1, AGENTS + 1)])
+            {"identity": f"agent{n:02}", "name": f"Agent {n}", "languages_csv": "es,en", "role": Role.AGENT,
+             "active": True, "status": AgentStatus.OFFLINE, "created_at": END} for n in range(1, AGENTS + 1)])
         session.execute(insert(Customer), [
             {"phone": f"+3460{n:07}", "name": f"Customer {n}", "created_at": END} for n in range(1, CALLERS + 1)])
     span = DAYS * 86400
@@ -48,10 +50,10 @@ def seed(db: Database, calls: int) -> float:
             at = END - timedelta(seconds=span * (1 - n / calls))
             customer = rng.randint(1, CALLERS)
             outcome = rng.choice(OUTCOMES)
-            agent = rng.randint(1, AGENTS) if outcome == "answered" else None
+            agent = rng.randint(1, AGENTS) if outcome == CallOutcome.ANSWERED else None
             answered = at + timedelta(seconds=rng.uniform(2, 25)) if agent else None
             rows.append({
-                "call_sid": f"CA{n:032x}", "direction": "inbound", "from_raw": f"+3460{customer:07}",
+                "call_sid": f"CA{n:032x}", "direction": Direction.INBOUND, "from_raw": f"+3460{customer:07}",
                 "caller": f"+3460{customer:07}", "customer_id": customer, "language": "es", "agent_id": agent,
                 "previous_agent_id": agent if agent and rng.random() < 0.6 else rng.randint(1, AGENTS),
                 "dial_attempts": 1, "started_at": at, "answered_at": answered,

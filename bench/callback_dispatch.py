@@ -21,6 +21,7 @@ from harness import TOP, percentile, private_stack
 from sqlalchemy import insert
 
 from directo.core.models import Callback, utcnow
+from directo.core.states import AgentStatus, CallbackState
 from routing import agents as admin
 from routing import roster
 from standin import NoAnswer, StandIn
@@ -44,7 +45,7 @@ def main() -> None:
         now = utcnow()
         with svc.db.session() as session:
             session.execute(insert(Callback), [
-                {"phone": f"+3460{i:07d}", "language": "es", "state": "queued", "attempts": 0,
+                {"phone": f"+3460{i:07d}", "language": "es", "state": CallbackState.QUEUED, "attempts": 0,
                  "queued_at": now - timedelta(seconds=args.queued - i), "due_at": now - timedelta(seconds=1),
                  "promised_by": now + timedelta(minutes=15)}
                 for i in range(args.queued)
@@ -59,7 +60,7 @@ def main() -> None:
             for i in range(args.trials):
                 target = f"client:agent{i:03d}"
                 started = time.perf_counter()
-                admin.set_status(svc, f"agent{i:03d}", "available")
+                admin.set_status(svc, f"agent{i:03d}", AgentStatus.AVAILABLE)
                 while not standin.network.legs_to(target):
                     if time.perf_counter() - started > 30:
                         raise RuntimeError(f"no call reached the stand-in for {target}")

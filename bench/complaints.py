@@ -22,6 +22,7 @@ from harness import percentile, private_stack
 from sqlalchemy import insert
 
 from directo.core.models import Call, utcnow
+from directo.core.states import CallOutcome, Direction
 from recordings.complaints import flag
 from recordings.fetch import normalise
 
@@ -53,8 +54,8 @@ def main() -> None:
         now = utcnow()
         with svc.db.session() as session:
             session.execute(insert(Call), [
-                {"call_sid": f"CA{i:032d}", "direction": "inbound", "caller": f"+3460{i:07d}", "language": "es",
-                 "started_at": now, "answered_at": now, "outcome": "answered", "dial_attempts": 1}
+                {"call_sid": f"CA{i:032d}", "direction": Direction.INBOUND, "caller": f"+3460{i:07d}", "language": "es",
+                 "started_at": now, "answered_at": now, "outcome": CallOutcome.ANSWERED, "dial_attempts": 1}
                 for i in range(args.complaints)
             ])
         latencies = []

@@ -33,6 +33,7 @@ from directo.core.config import Config  # noqa: E402
 from directo.core.embedded_redis import EmbeddedRedis  # noqa: E402
 from directo.core.models import Agent, Base, Customer  # noqa: E402
 from directo.core.services import Services  # noqa: E402
+from directo.core.states import AgentStatus, Role  # noqa: E402
 from routing.directory import lookup  # noqa: E402
 from routing.policy import CallerProfile  # noqa: E402
 from routing.presence import presence  # noqa: E402
@@ -46,13 +47,14 @@ def populate(svc: Services, agents: int, customers: int, rng: random.Random) -> 
     now = datetime.now(UTC)
     with svc.db.session() as session:
         session.execute(insert(Agent), [
-            {"identity": f"agent{i:05d}", "name": f"Agent {i}", "languages_csv": "es,en", "status": "available",
-             "role": "agent", "active": True, "created_at": now} for i in range(agents)])
+            {"identity": f"agent{i:05d}", "name": f"Agent {i}", "languages_csv": "es,en",
+             "status": AgentStatus.AVAILABLE, "role": Role.AGENT, "active": True, "created_at": now}
+            for i in range(agents)])
     with svc.db.session() as session:
         rows = list(session.scalars(select(Agent)))
         for agent in rows:
             presence(svc).register(agent)
-            presence(svc).transition(agent.identity, "available", since=time.time() - rng.random() * 3600)
+            presence(svc).transition(agent.identity, AgentStatus.AVAILABLE, since=time.time() - rng.random() * 3600)
         ids = [agent.id for agent in rows]
     numbers = [f"+346{n:08d}" for n in rng.sample(range(10**8), customers)]
     for start in range(0, customers, BATCH):
@@ -75,7 +77,7 @@ def decide(svc: Services, number: str, sid: str) -> tuple[float, str | None]:
                    time.time()).agent
     elapsed = time.perf_counter() - started
     if chosen is not None:
-        presence(svc).transition(chosen.identity, "available", expect_call=sid, since=time.time())
+        presence(svc).transition(chosen.identity, AgentStatus.AVAILABLE, expect_call=sid, since=time.time())
     return elapsed * 1000, chosen.identity if chosen else None
 
 

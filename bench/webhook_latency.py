@@ -25,6 +25,7 @@ import requests
 from harness import TOP, percentile, private_stack
 from twilio.request_validator import RequestValidator
 
+from directo.core.states import AgentStatus, CallStatus
 from routing import agents as admin
 from routing import roster
 
@@ -72,12 +73,12 @@ def measure(
     def incoming(i: int) -> tuple[float, float]:
         sid = f"CA{next(sids):032d}"
         params = {"CallSid": sid, "From": f"+3460{i % args.callers:07d}", "To": "+34910000000",
-                  "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing", "Direction": "inbound"}
+                  "AccountSid": "AC" + "0" * 32, "CallStatus": CallStatus.RINGING, "Direction": "inbound"}
         server_ms, client_ms, body = signed_post(base + "/voice/incoming", params)
         if "<Dial" in body:  # the agent talks and hangs up, so they are free for the next caller
             action = body.split('action="')[1].split('"')[0].replace("&amp;", "&")
-            signed_post(action, {"CallSid": sid, "DialCallStatus": "completed", "DialCallDuration": "30",
-                                 "CallStatus": "in-progress"})
+            signed_post(action, {"CallSid": sid, "DialCallStatus": CallStatus.COMPLETED, "DialCallDuration": "30",
+                                 "CallStatus": CallStatus.IN_PROGRESS})
         return server_ms, client_ms
 
     try:
@@ -123,7 +124,7 @@ def main() -> None:
     with private_stack(args.database_url, TWILIO_AUTH_TOKEN=TOKEN, WRAPUP_SECONDS="0") as (svc, env):
         for i in range(args.agents):
             roster.add_agent(svc, f"agent{i:05d}", f"Agent {i}", ["es", "en"])
-            admin.set_status(svc, f"agent{i:05d}", "available")
+            admin.set_status(svc, f"agent{i:05d}", AgentStatus.AVAILABLE)
         throughput: dict[str, float] = {}
         results = measure(args, env, throughput)
         dialect = svc.db.engine.dialect.name

@@ -13,6 +13,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from directo.core.languages import say_language
 from directo.core.models import Call, CallEvent, Complaint, utcnow
 from directo.core.services import Services
+from directo.core.states import RecordingStatus
 from directo.core.twilio_client import twilio_client
 from directo.core.unit_of_work import Unit
 from recordings import audit
@@ -108,7 +109,7 @@ def start_recording(svc: Services, complaint_id: int, call_sid: str, callback_ur
     try:
         recording = client.calls(call_sid).recordings.create(
             recording_status_callback=callback_url,
-            recording_status_callback_event=["completed", "absent"],
+            recording_status_callback_event=[RecordingStatus.COMPLETED, RecordingStatus.ABSENT],
             recording_channels="mono",
         )
     except Exception as error:

@@ -19,6 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from directo.core.jobs import current_services
 from directo.core.models import Complaint, Recording, utcnow
 from directo.core.services import Services
+from directo.core.states import RecordingState, RecordingStatus
 from directo.core.unit_of_work import Unit
 from recordings import audit
 from recordings.attempts import describe, enqueue_once, last_attempt
@@ -40,7 +41,9 @@ MP3_BITRATE = "48k"
 AudioSegment.converter = imageio_ffmpeg.get_ffmpeg_exe()  # a static ffmpeg from PyPI: no system package needed
 FETCH_TIMEOUT = 30
 FETCH_RETRY = Retry(max=6, interval=[10, 30, 60, 300, 900, 3600])
-TERMINAL = {"completed": "pending", "absent": "absent", "failed": "failed"}
+# What Twilio says of a recording -> our copy's state: a completed one is ours to fetch.
+TERMINAL = {RecordingStatus.COMPLETED: RecordingState.PENDING, RecordingStatus.ABSENT: RecordingState.ABSENT,
+            RecordingStatus.FAILED: RecordingState.FAILED}
 
 
 class BadMedia(ValueError):
@@ -61,12 +64,12 @@ def recording_status(unit: Unit, svc: Services, complaint_id: int, form: Mapping
                               source_url=form.get("RecordingUrl", ""), attempts=0)
         session.add(recording)
     recording.state = TERMINAL[status]
-    recording.last_error = form.get("ErrorCode") if status != "completed" else None
+    recording.last_error = form.get("ErrorCode") if status != RecordingStatus.COMPLETED else None
     session.flush()
     complaint.recording_id = recording.id
     audit.append(session, f"recording-{status}", {"reference": complaint.reference, "recording_sid": sid,
                                                    "duration": form.get("RecordingDuration")}, complaint.id)
-    if status == "completed":
+    if status == RecordingStatus.COMPLETED:
         recording_id = recording.id
         unit.after_commit.append(lambda: enqueue_fetch(svc, recording_id))
     return VoiceResponse()
@@ -83,7 +86,7 @@ def fetch_recording(recording_id: int) -> str | None:
     svc = current_services()
     with svc.db.session() as session:
         recording = session.get(Recording, recording_id)
-        if recording is None or recording.state == "stored":
+        if recording is None or recording.state == RecordingState.STORED:
             return None
         url, sid = recording.source_url, recording.twilio_sid
         recording.attempts += 1
@@ -98,7 +101,7 @@ def fetch_recording(recording_id: int) -> str | None:
         raise
     with svc.db.session() as session:
         recording = session.get(Recording, recording_id)
-        recording.state, recording.sha256, recording.path = "stored", stored.sha256, stored.path
+        recording.state, recording.sha256, recording.path = RecordingState.STORED, stored.sha256, stored.path
         recording.format, recording.size_bytes, recording.duration_ms = fmt, stored.size, duration_ms
         recording.stored_at, recording.last_error = utcnow(), None
         complaint_id = session.scalar(select(Complaint.id).where(Complaint.recording_id == recording_id))
@@ -115,7 +118,7 @@ def _failed(svc: Services, recording_id: int, error: Exception) -> None:
         recording = session.get(Recording, recording_id)
         recording.last_error = describe(error)
         if last_attempt():
-            recording.state = "failed"
+            recording.state = RecordingState.FAILED
             complaint_id = session.scalar(select(Complaint.id).where(Complaint.recording_id == recording_id))
             if complaint_id is not None:
                 audit.append(session, "recording-fetch-failed", {"recording_sid": recording.twilio_sid,

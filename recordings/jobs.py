@@ -7,6 +7,7 @@ from sqlalchemy import select
 from directo.core.jobs import current_services
 from directo.core.models import Recording
 from directo.core.services import Services
+from directo.core.states import RecordingState
 from recordings import sms
 from recordings.fetch import enqueue_fetch
 
@@ -18,7 +19,7 @@ def resume_pending(svc: Services) -> int:
     queued = sum(sms.enqueue_send(svc, complaint_id, sms.status_url(svc), attempt=attempt)
                  for complaint_id, attempt in sms.unsent(svc))
     with svc.db.session() as session:
-        pending = session.scalars(select(Recording.id).where(Recording.state == "pending",
+        pending = session.scalars(select(Recording.id).where(Recording.state == RecordingState.PENDING,
                                                              Recording.source_url != "")).all()
     return queued + sum(enqueue_fetch(svc, recording_id) for recording_id in pending)
 

@@ -101,7 +101,8 @@ def tried(session: Session, call: Call) -> frozenset[str]:
     return frozenset(d["agent"] for d in details)
 
 
-def agent_by_leg(session: Session, to: str) -> Agent | None:
-    """Who answered a leg of the ring-everyone fallback, by the leg's To (client:identity or a number)."""
+def taken_by(session: Session, call: Call, to: str) -> None:
+    """Whoever answered a leg of the ring-everyone fallback is the call's agent, by the leg's To (client:identity
+    or a number)."""
     identity = to.removeprefix("client:")
-    return session.scalar(select(Agent).where((Agent.identity == identity) | (Agent.phone == to)))
+    call.agent = session.scalar(select(Agent).where((Agent.identity == identity) | (Agent.phone == to)))

@@ -14,29 +14,23 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from directo.core.media_links import playable_url
 from directo.core.models import Callback, Customer, Recording
-from directo.core.services import Services
 from directo.core.states import AGENT_GONE, CONNECTED, CallOutcome, CallStatus, RecordingState, RecordingStatus
-from directo.core.unit_of_work import Unit
-from directo.core.urls import UrlFor
 from recordings.jobs import enqueue_fetch
 from routing import agents, call_records, callbacks, twiml
 from routing.directory import credit
 from routing.dispatch import dispatch
+from routing.webhook import Webhook
 
 logger = logging.getLogger(__name__)
 REASON_KIND = "callback-reason"
 
 
 class CallbackCall:
-    """One webhook of a callback: the services, the unit of work it commits in, and where Twilio calls back."""
+    """The steps of one callback's calls, each handling one webhook."""
 
-    def __init__(self, svc: Services, unit: Unit, urls: UrlFor, callback_id: int) -> None:
-        self.svc = svc
-        self.config = svc.config
-        self.unit = unit
-        self.session = unit.session
-        self.now = unit.now
-        self.urls = urls
+    def __init__(self, hook: Webhook, callback_id: int) -> None:
+        self.svc, self.unit, self.urls = hook.svc, hook.unit, hook.urls
+        self.config, self.session, self.now = hook.config, hook.session, hook.now
         self.callback_id = callback_id
         self.callback = self.session.get(Callback, callback_id)
         self.key = callbacks.reservation_key(callback_id)
@@ -63,11 +57,7 @@ class CallbackCall:
             source_url=form.get("RecordingUrl", ""), state=RecordingState.PENDING,
             duration_ms=call_records.seconds(form.get("RecordingDuration")) * 1000,
         )
-        self.session.add(recording)
-        self.session.flush()
-        callback.reason_recording_sid = recording.twilio_sid
-        callback.reason_recording_url = recording.source_url
-        callback.reason_recording_id = recording.id
+        callbacks.attach_reason(self.session, callback, recording)
         recording_id = recording.id
         # Keep our own copy of the caller's words: the same fetch job that keeps complaint recordings.
         self.unit.after_commit.append(lambda: enqueue_fetch(self.svc, recording_id))
@@ -139,7 +129,9 @@ class CallbackCall:
         status = form.get("CallStatus", "")
         sid = form["CallSid"]
         call = call_records.find(self.session, sid)
-        if call is not None and status in (*AGENT_GONE, CallStatus.COMPLETED):
+        if call is not None and status in AGENT_GONE:
+            call_records.not_reached(self.session, call, CallOutcome.AGENT_NO_ANSWER, self.now)
+        elif call is not None and status == CallStatus.COMPLETED:
             call_records.ended(call, self.now)
         if callback is None or callback.agent is None:
             return twiml.empty()
@@ -149,8 +141,6 @@ class CallbackCall:
                                      error=f"{agent.identity} did not answer ({status})"):
                 return twiml.empty()
             agents.missed_ring(self.svc, agent, self.key)
-            if call is not None:
-                call.outcome = CallOutcome.AGENT_NO_ANSWER
             self.unit.after_commit.append(lambda: dispatch(self.svc))
         elif status == CallStatus.COMPLETED:  # the agent hung up before the customer's outcome: try again soon
             if callbacks.requeue(self.session, self.callback_id, due_at=self.now, call_sid=sid,

@@ -23,7 +23,7 @@ from routing.dispatch import dispatch
 
 logger = logging.getLogger(__name__)
 
-# A callback still 'reserved' or 'dialing' this long after its last step lost its job (e.g. a killed worker).
+# A callback still held (reserved or dialing) this long after its last step lost its job (e.g. a killed worker).
 STALLED = timedelta(seconds=60)
 PLACE_RETRY = Retry(max=3, interval=[2, 10, 30])
 
@@ -130,7 +130,7 @@ def _recover_stalled(svc: Services, now: datetime) -> int:
             logger.warning("callback %s: its job was lost; placing it again", callback_id)
             svc.queue.enqueue(place_callback, callback_id, retry=PLACE_RETRY)
             continue
-        # 'dialing' with no call on record: the worker died around the REST request. Ask Twilio what happened.
+        # Dialing with no call on record: the worker died around the REST request. Ask Twilio what happened.
         recent = twilio_client(svc.config).calls.list(to=phone or f"client:{identity}", limit=20)
         placed = [c for c in recent if c.date_created and c.date_created >= since - timedelta(seconds=5)]
         if placed:

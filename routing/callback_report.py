@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased
 
 from directo.core.models import Agent, Callback, Customer, utcnow
 from directo.core.services import Services
-from directo.core.states import OPEN
+from directo.core.states import OPEN, CallbackState
 
 # An open promise this close to its deadline needs a supervisor's eye.
 AT_RISK = timedelta(minutes=3)
@@ -18,7 +18,7 @@ AT_RISK = timedelta(minutes=3)
 
 def flag(state: str, promised_by: Any, now: Any) -> str | None:
     if state not in OPEN:
-        return "MISSED" if state == "missed" else None
+        return "MISSED" if state == CallbackState.MISSED else None
     if now > promised_by:
         return "LATE"
     if now > promised_by - AT_RISK:
@@ -36,7 +36,7 @@ def callback_report(svc: Services, *, everything: bool = False) -> list[dict[str
         .order_by(case((Callback.state.in_(OPEN), 0), else_=1), Callback.queued_at, Callback.id)
     )
     if not everything:
-        query = query.where(Callback.state.in_((*OPEN, "missed")))
+        query = query.where(Callback.state.in_((*OPEN, CallbackState.MISSED)))
     with svc.db.session() as session:
         rows = session.execute(query).all()
     return [

@@ -20,7 +20,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from directo.core.config import Config
-from directo.core.models import Agent, Call, Callback, CallEvent
+from directo.core.models import Agent, Call, Callback, CallEvent, Recording
 from directo.core.states import HELD, OPEN, AgentStatus, CallbackState, CallOutcome, Direction
 from routing import call_records
 from routing.callback_policy import promise_minutes
@@ -202,6 +202,15 @@ def served_by_calling_in(session: Session, phone: str, now: datetime) -> list[in
                                   Callback.state.in_((CallbackState.QUEUED, CallbackState.RESERVED)))
     ).all()
     return [callback_id for callback_id in candidates if served(session, callback_id, now)]
+
+
+def attach_reason(session: Session, callback: Callback, recording: Recording) -> None:
+    """What the customer said the callback is about, in their own words, for the agent to hear first."""
+    session.add(recording)
+    session.flush()
+    callback.reason_recording_sid = recording.twilio_sid
+    callback.reason_recording_url = recording.source_url
+    callback.reason_recording_id = recording.id
 
 
 def note(session: Session, callback: Callback, kind: str, detail: dict[str, Any], now: datetime) -> None:

@@ -28,14 +28,13 @@ from directo.core.states import (
     CallStatus,
     Direction,
 )
-from directo.core.unit_of_work import Unit
-from directo.core.urls import UrlFor
 from recordings.acknowledgement import acknowledgement_twiml
 from routing import agents, call_records, callbacks, events, twiml
 from routing.directory import CallerContext, credit, ensure_customer, find, lookup, normalise_number
 from routing.policy import CallerProfile
 from routing.presence import Reserved, presence
 from routing.router import route
+from routing.webhook import Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -82,15 +81,11 @@ def release_plan(svc: Services, plan: IncomingPlan, call_sid: str) -> None:
 
 
 class InboundCall:
-    """One webhook of an inbound call: the services, the unit of work it commits in, and where Twilio calls back."""
+    """The steps of an inbound call, each handling one webhook."""
 
-    def __init__(self, svc: Services, unit: Unit, urls: UrlFor) -> None:
-        self.svc = svc
-        self.config = svc.config
-        self.unit = unit
-        self.session = unit.session
-        self.now = unit.now
-        self.urls = urls
+    def __init__(self, hook: Webhook) -> None:
+        self.svc, self.unit, self.urls = hook.svc, hook.unit, hook.urls
+        self.config, self.session, self.now = hook.config, hook.session, hook.now
 
     # --- Twilio events -------------------------------------------------------------------------------
 
@@ -161,7 +156,7 @@ class InboundCall:
         if status == CallStatus.IN_PROGRESS and call_records.answered(self.session, call, self.now):
             self._served(call)
             if call.agent is None:  # the outage fallback rang everyone: whoever answered is the agent
-                call.agent = call_records.agent_by_leg(self.session, form.get("To", ""))
+                call_records.taken_by(self.session, call, form.get("To", ""))
             if call.agent is not None:
                 agents.on_the_line(self.svc, call.agent.identity, call.call_sid)
         return twiml.empty()

@@ -3,7 +3,7 @@
 Twilio retries a webhook whose connection failed only briefly (its connection override, once by default), so a
 status callback or `<Dial>` action sent while the app was down or redeploying is lost; a number may have been set
 up without its status callback; and a web process may die between reserving an agent and recording the call.
-Each leaves an agent 'reserved' or 'busy' for good: invisible to callers while their page says they are on a
+Each leaves an agent reserved or busy for good: invisible to callers while their page says they are on a
 call. A job the sweeper runs every minute looks at agents held for longer than a ring, and compares with the
 record and, where the record still says the call is live, with Twilio itself.
 """
@@ -21,13 +21,14 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from directo.core.jobs import current_services
 from directo.core.models import Agent, Call, Callback
 from directo.core.services import Services
-from directo.core.states import FINAL_CALL_STATUSES, HELD, LIVE, ON_A_CALL
+from directo.core.states import FINAL_CALL_STATUSES, HELD, LIVE, ON_A_CALL, CallStatus
 from directo.core.twilio_client import twilio_client
 from directo.core.unit_of_work import run_once
 from routing import agents, callbacks
 from routing.callback_calls import CallbackCall
 from routing.inbound import InboundCall
 from routing.presence import presence
+from routing.webhook import Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _call_over(svc: Services, identity: str, call_sid: str) -> bool:
     # Twilio's word for the status callback that never arrived, handled exactly as that webhook would have been;
     # if it does arrive later, it is a redelivery and changes nothing.
     form = {"CallSid": call_sid, "CallStatus": status, "CallDuration": duration}
-    run_once(svc.db, call_sid, f"status:{status}", lambda unit: InboundCall(svc, unit, svc.urls).status(form))
+    run_once(svc.db, call_sid, f"status:{status}", lambda unit: InboundCall(Webhook(svc, unit, svc.urls)).status(form))
     logger.warning("call %s ended (%s) without its status callback; agent %s released", call_sid, status, identity)
     return True
 
@@ -88,11 +89,11 @@ def _callback_over(svc: Services, identity: str, callback_id: int) -> bool:
     if customer is not None:  # the customer was dialled: their outcome decides, as the <Dial> action would have
         form = {"CallSid": agent_leg, "DialCallStatus": customer[0], "DialCallDuration": customer[1]}
         run_once(svc.db, agent_leg, f"callback:{callback_id}:customer-complete",
-                 lambda unit: CallbackCall(svc, unit, svc.urls, callback_id).customer_complete(form))
+                 lambda unit: CallbackCall(Webhook(svc, unit, svc.urls), callback_id).customer_complete(form))
     else:
         form = {"CallSid": agent_leg, "CallStatus": status}
         run_once(svc.db, agent_leg, f"callback:{callback_id}:agent-status:{status}",
-                 lambda unit: CallbackCall(svc, unit, svc.urls, callback_id).agent_status(form))
+                 lambda unit: CallbackCall(Webhook(svc, unit, svc.urls), callback_id).agent_status(form))
     logger.warning("callback %s: call %s ended (%s) unheard; agent %s released", callback_id, agent_leg, status,
                    identity)
     return True
@@ -137,7 +138,7 @@ def _twilio_status(svc: Services, call_sid: str) -> tuple[str, str]:
         call = twilio_client(svc.config).calls(call_sid).fetch()
     except TwilioRestException as error:
         if error.status == 404:
-            return "canceled", "0"
+            return CallStatus.CANCELED, "0"
         logger.warning("could not ask Twilio about call %s: %s", call_sid, error)
         return "", ""
     except (TwilioException, RequestException) as error:  # Twilio unreachable: ask again next time

@@ -80,6 +80,11 @@ class Faults:
                     return True
             return False
 
+    def delays_left(self, resource: str) -> int:
+        """Delayed requests still to come: 0 once the client is inside the last one, waiting for Twilio's answer."""
+        with self._lock:
+            return len(self._delays[resource])
+
     def take_delay(self, resource: str) -> float:
         with self._lock:
             pending = self._delays[resource]

@@ -68,7 +68,7 @@ _migrated: dict[str, Database] = {}
 @pytest.fixture(scope="session", params=_database_params())
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'directo.core.db'}"
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'directo.db'}"
     return request.param
 
 

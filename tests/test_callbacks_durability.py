@@ -32,7 +32,7 @@ def test_worker_killed_while_placing_a_callback_loses_nothing_and_rings_once(cal
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         admin.set_status(cc.services, "ana", "available")
-        cc.until(lambda: callback_for(cc.services).state == "dialing", jobs=False, timeout=30)
+        cc.until(lambda: cc.standin.faults.delays_left("Calls") == 0, jobs=False, timeout=30)
     finally:
         kill_worker(worker)  # mid-job: the horse is inside the REST request
     assert callback_for(cc.services).current_call_sid is None, "the job never learnt its call's SID"

@@ -39,7 +39,7 @@ def test_worker_killed_while_sending_the_reference_loses_nothing_and_texts_once(
     worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=worker_env(cc.services.config),
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        cc.until(lambda: any(m.attempts for m in messages(cc.services)), jobs=False, timeout=30)
+        cc.until(lambda: cc.standin.faults.delays_left("Messages") == 0, jobs=False, timeout=30)
     finally:
         kill_worker(worker)  # mid-job: the horse is inside messages.create
     [lost] = messages(cc.services)

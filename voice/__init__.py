@@ -1,4 +1,6 @@
-"""The Flask app: Twilio webhooks, the agent page and the supervisor console."""
+"""The HTTP edge: the Flask app, Twilio's webhooks (parsed, signature-checked, never a 500), the agent page and the
+supervisor console. Views parse requests and render; what happens to calls is decided in routing/ and
+recordings/, which never import this package."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from directo.core.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
+from directo.core.states import Direction, RecordingState
 
 RECENT_CALLS = 5
 
@@ -62,7 +63,7 @@ def callback_context(session: Session, callback: Callback, agent_id: int | None)
     return {
         "call_sid": callback.current_call_sid,
         "call_id": None,
-        "direction": "callback",
+        "direction": Direction.CALLBACK,
         "outcome": callback.state,
         "started_at": None,
         "notes": "",
@@ -116,7 +117,7 @@ def _customer(session: Session, customer_id: int | None, number: str | None, lan
 
 def _callback(session: Session, callback: Callback) -> dict[str, Any]:
     recording = session.get(Recording, callback.reason_recording_id) if callback.reason_recording_id else None
-    stored = recording is not None and recording.state == "stored"
+    stored = recording is not None and recording.state == RecordingState.STORED
     return {
         "id": callback.id,
         "state": callback.state,

@@ -10,6 +10,7 @@ from typing import Any
 
 from redis import Redis, RedisError
 
+from directo.core.states import AgentStatus
 from routing.events import agent_channel
 from routing.presence import Presence
 
@@ -24,13 +25,13 @@ POLL_SECONDS = 0.5
 
 
 def live_state(presence: Presence, identity: str, now: float | None = None) -> dict[str, Any]:
-    """The agent's presence as the page shows it: a wrap-up that has run out is already 'available'."""
+    """The agent's presence as the page shows it: a wrap-up that has run out is already over."""
     state = presence.state(identity)
     now = time.time() if now is None else now
-    status = state.get("status") or "offline"
-    until = float(state.get("until") or 0) if status == "wrapup" else None
+    status = state.get("status") or AgentStatus.OFFLINE
+    until = float(state.get("until") or 0) if status == AgentStatus.WRAPUP else None
     if until is not None and until <= now:
-        status, until = "available", None
+        status, until = AgentStatus.AVAILABLE, None
     return {"status": status, "call": state.get("call") or None, "until": until}
 
 

@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from directo.core.models import Agent, Call, Callback, Recording
 from directo.core.services import Services
-from directo.core.states import SETTABLE
+from directo.core.states import SETTABLE, RecordingState, Role
 from routing import agents, roster
 from routing.errors import Refused
 from routing.presence import presence
@@ -92,7 +92,7 @@ def login() -> Any:
     log_in(agent.identity, agent.role)
     if chosen:
         session[LANGUAGE_KEY] = chosen
-    return redirect(url_for("supervisor.index" if agent.role == "supervisor" else "agent.page"))
+    return redirect(url_for("supervisor.index" if agent.role == Role.SUPERVISOR else "agent.page"))
 
 
 @bp.post("/logout")
@@ -206,7 +206,7 @@ def recording(recording_id: int) -> Response:
             abort(404, f"no recording {recording_id}")
         if not is_supervisor() and not agent_context.may_hear(db, stored, me.id):
             abort(403, "this recording is not from one of your calls")
-    if stored.state != "stored" or not stored.path:
+    if stored.state != RecordingState.STORED or not stored.path:
         abort(404, f"recording {recording_id} is not stored yet ({stored.state})")
     path = Path(stored.path)
     if not path.is_absolute():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from directo.core.languages import SUPPORTED_LANGUAGES
+from directo.core.states import AgentStatus, Direction
 
 TEXT: dict[str, dict[str, str]] = {
     "es": {
@@ -14,12 +15,12 @@ TEXT: dict[str, dict[str, str]] = {
         "log_out": "Salir",
         "bad_login": "Usuario o contraseña incorrectos.",
         "status": "Estado",
-        "available": "Disponible",
-        "reserved": "Sonando",
-        "busy": "En llamada",
-        "wrapup": "Cierre de llamada",
-        "away": "Ausente",
-        "offline": "Desconectado",
+        AgentStatus.AVAILABLE: "Disponible",
+        AgentStatus.RESERVED: "Sonando",
+        AgentStatus.BUSY: "En llamada",
+        AgentStatus.WRAPUP: "Cierre de llamada",
+        AgentStatus.AWAY: "Ausente",
+        AgentStatus.OFFLINE: "Desconectado",
         "ready": "Estoy listo",
         "wrapup_left": "Cierre: quedan {s} s",
         "softphone": "Teléfono",
@@ -47,7 +48,7 @@ TEXT: dict[str, dict[str, str]] = {
         "last_agent": "Le atendió por última vez",
         "open_complaints": "Reclamaciones abiertas",
         "none": "ninguna",
-        "callback": "Devolución de llamada",
+        Direction.CALLBACK: "Devolución de llamada",
         "callback_reason": "Motivo grabado",
         "no_reason": "Sin grabación del motivo",
         "promised_by": "Prometida antes de las",
@@ -72,12 +73,12 @@ TEXT: dict[str, dict[str, str]] = {
         "log_out": "Log out",
         "bad_login": "Wrong user or password.",
         "status": "Status",
-        "available": "Available",
-        "reserved": "Ringing",
-        "busy": "On a call",
-        "wrapup": "Wrap-up",
-        "away": "Away",
-        "offline": "Offline",
+        AgentStatus.AVAILABLE: "Available",
+        AgentStatus.RESERVED: "Ringing",
+        AgentStatus.BUSY: "On a call",
+        AgentStatus.WRAPUP: "Wrap-up",
+        AgentStatus.AWAY: "Away",
+        AgentStatus.OFFLINE: "Offline",
         "ready": "I'm ready",
         "wrapup_left": "Wrap-up: {s} s left",
         "softphone": "Phone",
@@ -105,7 +106,7 @@ TEXT: dict[str, dict[str, str]] = {
         "last_agent": "Last helped by",
         "open_complaints": "Open complaints",
         "none": "none",
-        "callback": "Callback",
+        Direction.CALLBACK: "Callback",
         "callback_reason": "Recorded reason",
         "no_reason": "No recorded reason",
         "promised_by": "Promised by",

@@ -9,6 +9,8 @@ from typing import Any
 from flask import abort, session
 from flask_wtf.csrf import CSRFProtect
 
+from directo.core.states import Role
+
 csrf = CSRFProtect()
 
 IDENTITY_KEY = "agent_identity"
@@ -31,7 +33,7 @@ def current_identity() -> str | None:
 
 
 def is_supervisor() -> bool:
-    return session.get(ROLE_KEY) == "supervisor"
+    return session.get(ROLE_KEY) == Role.SUPERVISOR
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:

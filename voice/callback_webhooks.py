@@ -7,7 +7,7 @@ from flask import Blueprint, Response, request
 from directo.core.urls import path
 from routing.callback_calls import CallbackCall
 from voice.signature import twilio_signed
-from voice.webhooks import handle, never_a_500, services, urls
+from voice.webhooks import handle, hook, never_a_500
 
 bp = Blueprint("callbacks", __name__)
 bp.register_error_handler(Exception, never_a_500)
@@ -21,7 +21,7 @@ def _step(name: str, key: str) -> Response:
     """Exactly once per (call, callback, event); the callback id rides in the URL Directo gave Twilio."""
     callback_id = _callback_id()
     return handle(f"callback:{callback_id}:{key}",
-                  lambda unit: getattr(CallbackCall(services(), unit, urls(), callback_id), name)(request.form))
+                  lambda unit: getattr(CallbackCall(hook(unit), callback_id), name)(request.form))
 
 
 @bp.post(path("callbacks.reason"))

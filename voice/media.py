@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, send_file
 
 from directo.core import media_links
 from directo.core.models import Recording
+from directo.core.states import RecordingState
 from directo.core.urls import path
 from voice.webhooks import services
 
@@ -24,7 +25,7 @@ def recording(recording_id: int, token: str) -> Response:
         found = session.get(Recording, recording_id)
     if found is None:
         abort(404)
-    if found.state == "stored" and found.path and Path(found.path).exists():
+    if found.state == RecordingState.STORED and found.path and Path(found.path).exists():
         return send_file(found.path, conditional=True)
     # Not copied yet: relay Twilio's copy, fetched with the account's credentials.
     config = svc.config

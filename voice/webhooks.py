@@ -18,6 +18,7 @@ from routing import twiml
 from routing.directory import CallerContext, normalise_number
 from routing.inbound import FALLBACK_ATTEMPT, InboundCall, plan_incoming, release_plan
 from routing.presence import presence
+from routing.webhook import Webhook
 from voice.signature import twilio_signed
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,13 @@ def handle(
     return xml(run_once(services().db, sid, event, step, on_replay))
 
 
+def hook(unit: Unit) -> Webhook:
+    """The event this request carries, for the domain to handle."""
+    return Webhook(services(), unit, urls())
+
+
 def _call(unit: Unit) -> InboundCall:
-    return InboundCall(services(), unit, urls())
+    return InboundCall(hook(unit))
 
 
 @bp.post(path("voice.incoming"))

@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from directo.core.states import AgentStatus, CallbackState, CallOutcome, Direction, RecordingState, Role, SmsState
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -57,11 +59,11 @@ class Agent(Base):
     # Comma-separated language codes; kept as text so both databases index and compare it alike.
     languages_csv: Mapped[str] = mapped_column("languages", String(100))
     phone: Mapped[str | None] = mapped_column(String(32))
-    role: Mapped[str] = mapped_column(String(16), default="agent")
+    role: Mapped[str] = mapped_column(String(16), default=Role.AGENT)
     password_hash: Mapped[str | None] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # The presence the agent asked for; Redis holds the live state and is rebuilt from this after a loss.
-    status: Mapped[str] = mapped_column(String(16), default="offline")
+    status: Mapped[str] = mapped_column(String(16), default=AgentStatus.OFFLINE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
@@ -101,7 +103,7 @@ class Call(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    direction: Mapped[str] = mapped_column(String(16), default=Direction.INBOUND)
     # What Twilio sent in From, for the record: a SIP address can be long; longer ones are kept shortened.
     from_raw: Mapped[str | None] = mapped_column(String(FROM_RAW_LENGTH))
     caller: Mapped[str | None] = mapped_column(String(32))
@@ -113,8 +115,8 @@ class Call(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # routing → ringing → answered → completed; or no-agent, callback, abandoned, fallback.
-    outcome: Mapped[str] = mapped_column(String(24), default="routing")
+    # One of states.CallOutcome.
+    outcome: Mapped[str] = mapped_column(String(24), default=CallOutcome.ROUTING)
     callback_id: Mapped[int | None] = mapped_column(ForeignKey("callbacks.id", use_alter=True))
     notes: Mapped[str | None] = mapped_column(Text)
 
@@ -171,8 +173,8 @@ class Callback(Base):
     origin_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
     preferred_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
-    # queued → reserved → dialing → done; or missed, cancelled.
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    # One of states.CallbackState; it changes only through routing/callbacks.py.
+    state: Mapped[str] = mapped_column(String(16), default=CallbackState.QUEUED)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     promised_by: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -231,8 +233,8 @@ class Recording(Base):
     call_sid: Mapped[str | None] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(24))
     source_url: Mapped[str] = mapped_column(String(500))
-    # pending → stored; or failed (after the last retry) / absent (Twilio had nothing to record).
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # One of states.RecordingState.
+    state: Mapped[str] = mapped_column(String(16), default=RecordingState.PENDING)
     sha256: Mapped[str | None] = mapped_column(String(64))
     path: Mapped[str | None] = mapped_column(String(500))
     format: Mapped[str | None] = mapped_column(String(8))
@@ -252,8 +254,8 @@ class SmsMessage(Base):
     message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     to: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
-    # pending → accepted (queued at Twilio) → sent → delivered; or undelivered / failed.
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # One of states.SmsState.
+    state: Mapped[str] = mapped_column(String(16), default=SmsState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

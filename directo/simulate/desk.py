@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from directo.core.models import Agent
 from directo.core.services import Services
+from directo.core.states import AgentStatus, CallStatus
 from routing import agents, roster
 from routing.presence import presence
 from standin import StandIn
@@ -25,7 +26,7 @@ from .people import Habits, agent_behaviour
 
 logger = logging.getLogger(__name__)
 
-NOT_REACHED = ("no-answer", "busy")
+NOT_REACHED = (CallStatus.NO_ANSWER, CallStatus.BUSY)
 COMPLAINT_SUMMARY = "Simulated complaint: the customer is unhappy with a previous answer."
 
 
@@ -81,7 +82,7 @@ class Desk:
         for n, identity in enumerate(identities, 1):
             if identity not in existing:
                 roster.add_agent(self.svc, identity, f"Simulated agent {n}", ["es", "en"])
-            agents.set_status(self.svc, identity, "available")
+            agents.set_status(self.svc, identity, AgentStatus.AVAILABLE)
             self.network.set_behaviour(f"client:{identity}", agent_behaviour(self.rng, self.habits))
         self.identities = identities
         return identities
@@ -141,14 +142,14 @@ class Desk:
         if identity not in self.identities:
             return
         status = event["status"]
-        if status == "in-progress":
+        if status == CallStatus.IN_PROGRESS:
             if leg.parent is not None and self.rng.random() < self.complaint_rate:
                 talk = getattr(leg.behaviour, "talk", None) or 60.0
                 self.later(talk * self.rng.uniform(0.2, 0.6), lambda: self._complain(leg, identity))
-        elif status == "completed" and leg.answered_at is not None:
-            self.later(self.rng.uniform(*self.habits.wrapup), lambda: self._ready(identity, "wrapup"))
+        elif status == CallStatus.COMPLETED and leg.answered_at is not None:
+            self.later(self.rng.uniform(*self.habits.wrapup), lambda: self._ready(identity, AgentStatus.WRAPUP))
         elif status in NOT_REACHED:
-            self.later(self.rng.uniform(*self.habits.back_at_desk), lambda: self._ready(identity, "away"))
+            self.later(self.rng.uniform(*self.habits.back_at_desk), lambda: self._ready(identity, AgentStatus.AWAY))
 
     # -- what the agents do -----------------------------------------------------------------------
     def _ready(self, identity: str, state: str) -> None:
@@ -156,9 +157,9 @@ class Desk:
         live = presence(self.svc).state(identity)
         if live.get("status") != state:
             return
-        if state == "wrapup" and float(live.get("until") or 0) < time.time() + 1:
+        if state == AgentStatus.WRAPUP and float(live.get("until") or 0) < time.time() + 1:
             return
-        agents.set_status(self.svc, identity, "available")
+        agents.set_status(self.svc, identity, AgentStatus.AVAILABLE)
 
     def _complain(self, leg: Call, identity: str) -> None:
         if leg.ended or leg.parent is None:

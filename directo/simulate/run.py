@@ -16,18 +16,18 @@ from sqlalchemy import func, select
 from directo.core.models import Call as CallRow
 from directo.core.models import Callback, Complaint, SmsMessage
 from directo.core.services import Services
+from directo.core.states import MESSAGE_STATUS, OPEN, SMS_FINAL, SmsState
 from standin import StandIn
 from standin.model import Call
 
 from .desk import Desk
 from .people import Habits, customer_behaviour, patience
 from .population import Caller, Population
-from .summary import PENDING_CALLBACK, Summary, person_leg, summarise
+from .summary import Summary, person_leg, summarise
 
 logger = logging.getLogger(__name__)
 
 OUR_NUMBER = "+34910000000"
-UNSENT = ("pending", "queued", "accepted", "sending")
 LONGEST_CALL = 900.0  # simulated seconds a call may take: rings, retries, a long talk, a recorded reason
 
 
@@ -181,11 +181,11 @@ class Simulation:
             ids = select(CallRow.id).where(CallRow.call_sid.in_(sids))
             promised = select(CallRow.callback_id).where(CallRow.call_sid.in_(sids))
             callbacks = session.scalar(select(func.count()).select_from(Callback).where(
-                Callback.id.in_(promised), Callback.state.in_(PENDING_CALLBACK)))
+                Callback.id.in_(promised), Callback.state.in_(OPEN)))
             complaints = select(Complaint.id).where(Complaint.call_id.in_(ids))
             sms = session.scalar(select(func.count()).select_from(SmsMessage).where(
-                SmsMessage.complaint_id.in_(complaints), SmsMessage.state.in_(UNSENT)))
-        messages = any(m.status in UNSENT for m in self.network.messages)
+                SmsMessage.complaint_id.in_(complaints), SmsMessage.state.not_in(SMS_FINAL)))
+        messages = any(MESSAGE_STATUS.get(m.status, SmsState.FAILED) not in SMS_FINAL for m in self.network.messages)
         return bool(callbacks or sms or messages)
 
     def summary(self) -> Summary:

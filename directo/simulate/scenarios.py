@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from directo.core.models import Call as CallRow
 from directo.core.models import Callback, Complaint, Recording
+from directo.core.states import CLOSED, MESSAGE_STATUS, AgentStatus, CallbackState, SmsState
 from routing.presence import presence
 from standin import Answer
 from standin.model import Call
@@ -97,7 +98,7 @@ def returning_caller(sim: Simulation) -> Outcome:
     outcome.checks = [
         Check("the first call is answered by a person", spoke_to is not None, f"by {spoke_to}"),
         Check("both agents are free before the second call",
-              all(s.get("status") == "available" for s in states.values()), str({k: v.get("status")
+              all(s.get("status") == AgentStatus.AVAILABLE for s in states.values()), str({k: v.get("status")
                                                                                 for k, v in states.items()})),
         Check("the other agent has been idle longer", other_idle < known_idle, f"{other} idle since {other_idle}, "
                                                                                f"{spoke_to} since {known_idle}"),
@@ -121,7 +122,7 @@ def all_busy_callback(sim: Simulation) -> Outcome:
 
     def closed() -> Callback | None:
         found = promised and _row(sim, Callback, Callback.id == promised.id)
-        return found if found is not None and found.state in ("done", "missed") else None
+        return found if found is not None and found.state in CLOSED else None
 
     final = eventually(closed, sim.options.settle_seconds) if promised else None
     sim.settle(10)
@@ -136,7 +137,7 @@ def all_busy_callback(sim: Simulation) -> Outcome:
         Check("the caller hears when", bool(spoken) and (not recorded or spoken[0].seq < recorded[0].seq)),
         Check("the reason is recorded", bool(recorded) and bool(promised and (promised.reason_recording_sid
                                                                               or promised.reason_recording_id))),
-        Check("the callback is kept by an agent", final is not None and final.state == "done",
+        Check("the callback is kept by an agent", final is not None and final.state == CallbackState.DONE,
               f"state {getattr(final, 'state', None)}"),
         Check("the customer answers the callback", bool(reached)),
     ]
@@ -155,8 +156,8 @@ def complaint_acknowledged(sim: Simulation) -> Outcome:
     row = _row(sim, CallRow, CallRow.call_sid == call.sid)
     complaint = row and eventually(lambda: _row(sim, Complaint, Complaint.call_id == row.id), 5)
     reference = getattr(complaint, "reference", None) or ""
-    delivered = eventually(lambda: [m for m in sim.network.messages
-                                    if m.to == caller.number and m.status == "delivered"], sim.options.settle_seconds)
+    delivered = eventually(lambda: [m for m in sim.network.messages if m.to == caller.number
+                                    and MESSAGE_STATUS.get(m.status) == SmsState.DELIVERED], sim.options.settle_seconds)
     stored = eventually(lambda: _row(sim, Recording, Recording.call_sid == call.sid,
                                      Recording.stored_at.is_not(None)), sim.options.settle_seconds)
     sim.settle(5)

@@ -13,12 +13,11 @@ from sqlalchemy import select
 from directo.core.models import Call as CallRow
 from directo.core.models import Callback, Complaint, SmsMessage
 from directo.core.services import Services
+from directo.core.states import MESSAGE_STATUS, OPEN, CallbackState, Direction, SmsState
 from standin.model import Call, Message
 from standin.network import Network
 
 from .desk import Flagged
-
-PENDING_CALLBACK = ("queued", "reserved", "dialing")
 
 
 @dataclass
@@ -149,7 +148,7 @@ def overlapping_offers(legs: list[Call], endpoints: set[str]) -> list[Violation]
     """An agent given two calls at once: two legs to the same softphone alive at the same (virtual) time."""
     by_agent: dict[str, list[Call]] = defaultdict(list)
     for leg in legs:
-        if leg.to in endpoints and leg.direction != "inbound":
+        if leg.to in endpoints and leg.direction != Direction.INBOUND:
             by_agent[leg.to].append(leg)
     found = []
     for endpoint, offers in by_agent.items():
@@ -181,14 +180,14 @@ def callback_counts(callbacks: list[Callback], legs: list[Call], called_in: set[
                     violations: list[Violation]) -> dict[str, int]:
     """A promise is kept (the customer was reached, by the callback or calling in again), missed (visible as
     missed), pending, or lost: a violation."""
-    reached = called_in | {leg.to for leg in legs if leg.direction != "inbound" and leg.answered_at is not None}
+    reached = called_in | {leg.to for leg in legs if leg.direction != Direction.INBOUND and leg.answered_at is not None}
     counts = {"promised": len(callbacks), "kept": 0, "missed": 0, "pending": 0}
     for callback in callbacks:
-        if callback.state == "done" and callback.phone in reached:
+        if callback.state == CallbackState.DONE and callback.phone in reached:
             counts["kept"] += 1
-        elif callback.state == "missed":
+        elif callback.state == CallbackState.MISSED:
             counts["missed"] += 1
-        elif callback.state in PENDING_CALLBACK:
+        elif callback.state in OPEN:
             counts["pending"] += 1
         else:
             violations.append(Violation("callback lost", f"callback {callback.id} to {callback.phone} is "
@@ -199,7 +198,7 @@ def callback_counts(callbacks: list[Callback], legs: list[Call], called_in: set[
 def complaint_counts(complaints: list[Complaint], sms: list[SmsMessage], flagged: list[Flagged],
                      messages: list[Message], violations: list[Violation]) -> dict[str, int]:
     """Flagged complaints must carry a reference; acknowledged = the caller heard it; SMS as the network saw it."""
-    delivered = {message.sid for message in messages if message.status == "delivered"}
+    delivered = {message.sid for message in messages if MESSAGE_STATUS.get(message.status) == SmsState.DELIVERED}
     for complaint in complaints:
         if not complaint.reference:
             violations.append(Violation("complaint without a reference", f"complaint {complaint.id}"))

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from directo.core.models import Agent, Call
 from directo.core.services import Services
+from directo.core.states import Role
 from routing import callback_admin, roster
 from routing.callback_report import callback_report
 from routing.directory import normalise_number
@@ -49,7 +50,7 @@ def supervisors_only() -> BaseResponse | None:
         abort(403, "supervisors only")
     with services().db.session() as db:
         me = db.scalar(select(Agent).where(Agent.identity == current_identity()))
-    if me is None or not me.active or me.role != "supervisor":
+    if me is None or not me.active or me.role != Role.SUPERVISOR:
         log_out()
         abort(401, "log in again")
     return None

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from directo.core.models import Call, Callback, Complaint, Customer, utcnow
 from directo.core.services import Services
-from directo.core.states import OPEN
+from directo.core.states import INACTIVE, OPEN, UNFINISHED, CallbackState, CallOutcome, Direction, SmsState
 from routing import roster
 from routing.callback_report import flag
 from routing.events import BOARD_CHANNEL
@@ -58,11 +58,11 @@ def load_today(session: Session, now: datetime | None = None) -> Today:
 
 def kept(callback: Callback, now: datetime) -> str:
     """How a promise stands: kept, late (done after the deadline), broken (missed or past due), open or cancelled."""
-    if callback.state == "done":
+    if callback.state == CallbackState.DONE:
         return "kept" if callback.closed_at is not None and callback.closed_at <= callback.promised_by else "late"
-    if callback.state == "cancelled":
-        return "cancelled"
-    if callback.state == "missed" or now > callback.promised_by:
+    if callback.state == CallbackState.CANCELLED:
+        return CallbackState.CANCELLED
+    if callback.state == CallbackState.MISSED or now > callback.promised_by:
         return "broken"
     return "open"
 
@@ -72,14 +72,14 @@ def _share(part: int, whole: int) -> dict[str, Any]:
 
 
 def figures(today: Today, now: datetime) -> dict[str, Any]:
-    inbound = [c for c in today.calls if c.direction == "inbound" and c.outcome not in ("routing", "ringing")]
+    inbound = [c for c in today.calls if c.direction == Direction.INBOUND and c.outcome not in UNFINISHED]
     fast = [c for c in inbound if c.answered_at is not None
             and (c.answered_at - c.started_at).total_seconds() <= ANSWER_TARGET_SECONDS]
-    known = [c for c in inbound if c.outcome == "answered" and c.previous_agent_id is not None]
+    known = [c for c in inbound if c.outcome == CallOutcome.ANSWERED and c.previous_agent_id is not None]
     promises = [kept(cb, now) for cb in today.callbacks if cb.promised_by >= today.since]
     decided = [p for p in promises if p in ("kept", "late", "broken")]
     acknowledged = [c for c in today.complaints if c.spoken_at is not None
-                    and any(m.state == "delivered" for m in c.messages)]
+                    and any(m.state == SmsState.DELIVERED for m in c.messages)]
     return {
         "answer_target": ANSWER_TARGET_SECONDS,
         "answered_fast": _share(len(fast), len(inbound)),
@@ -119,7 +119,7 @@ def snapshot(svc: Services) -> dict[str, Any]:
                                   .where(Callback.state.in_(OPEN))).one()
     agents = []
     for view in views:
-        if view.status == "inactive":
+        if view.status == INACTIVE:
             continue
         state = live.get(view.identity, {})
         call = view.call
@@ -131,7 +131,7 @@ def snapshot(svc: Services) -> dict[str, Any]:
         "agents": agents,
         "waiting_callbacks": waiting[0],
         "oldest_promise": oldest.isoformat() if oldest else None,
-        "oldest_flag": flag("queued", oldest, now) if oldest else None,
+        "oldest_flag": flag(CallbackState.QUEUED, oldest, now) if oldest else None,
         "figures": figures(today, now),
     }
 

@@ -14,22 +14,25 @@ from sqlalchemy.orm import Session
 
 from directo.core.db import Database
 from directo.core.models import Agent, Call, Complaint, Customer
+from directo.core.states import CallOutcome
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 2000
-# What a supervisor asks about, mapped onto the stored outcome (and, for answered calls, who answered).
-OUTCOMES = {
-    "previous": "answered by previous agent",
-    "another": "answered by another agent",
-    "callback": "callback",
-    "abandoned": "abandoned",
-    "no-agent": "no agent",
-    "fallback": "fallback",
-    "no-answer": "no answer",
-    "agent-no-answer": "agent did not answer",
-    "ringing": "ringing",
-    "routing": "routing",
+# How supervisors read each stored outcome; an answered call is told apart by who answered it.
+PREVIOUS, ANOTHER = "previous", "another"
+LABELS = {
+    CallOutcome.CALLBACK: "callback",
+    CallOutcome.ABANDONED: "abandoned",
+    CallOutcome.NO_AGENT: "no agent",
+    CallOutcome.FALLBACK: "fallback",
+    CallOutcome.NO_ANSWER: "no answer",
+    CallOutcome.AGENT_NO_ANSWER: "agent did not answer",
+    CallOutcome.RINGING: "ringing",
+    CallOutcome.ROUTING: "routing",
 }
+# What the outcome filter offers: every outcome, answered ones split by who answered.
+OUTCOMES = {PREVIOUS: "answered by previous agent", ANOTHER: "answered by another agent", **LABELS}
+assert set(LABELS) | {CallOutcome.ANSWERED} == set(CallOutcome), "every outcome has a label"
 CSV_COLUMNS = ["call_sid", "direction", "started_at", "caller", "caller_name", "agent", "waited_s", "talked_s",
                "outcome", "complaint"]
 
@@ -115,10 +118,10 @@ def decode_cursor(raw: str) -> tuple[datetime, int]:
 
 def _conditions(session: Session, filters: Filters) -> list[Any]:
     where = who_and_when(session, filters, Call.started_at, Call.agent_id, Call.caller)
-    if filters.outcome in ("previous", "another"):
-        where.append(Call.outcome == "answered")
+    if filters.outcome in (PREVIOUS, ANOTHER):
+        where.append(Call.outcome == CallOutcome.ANSWERED)
         same = Call.agent_id == Call.previous_agent_id
-        where.append(same if filters.outcome == "previous" else or_(Call.previous_agent_id.is_(None), ~same))
+        where.append(same if filters.outcome == PREVIOUS else or_(Call.previous_agent_id.is_(None), ~same))
     elif filters.outcome:
         where.append(Call.outcome == filters.outcome)
     return where
@@ -144,9 +147,9 @@ def _before(cursor: tuple[datetime, int]) -> Any:
 
 
 def outcome_label(row: Any) -> str:
-    if row.outcome == "answered":
-        return OUTCOMES["previous" if row.agent_id == row.previous_agent_id else "another"]
-    return OUTCOMES.get(row.outcome, row.outcome)
+    if row.outcome == CallOutcome.ANSWERED:
+        return OUTCOMES[PREVIOUS if row.agent_id == row.previous_agent_id else ANOTHER]
+    return LABELS.get(row.outcome, row.outcome)
 
 
 def seconds(start: datetime | None, end: datetime | None) -> float | None:

@@ -9,14 +9,16 @@ from markupsafe import Markup, escape
 
 from directo.core.models import utcnow
 from directo.core.services import Services
+from directo.core.states import CallOutcome
 from voice.supervisor.board import Today, kept, load_today
-from voice.supervisor.call_log import outcome_label
+from voice.supervisor.call_log import ANOTHER, LABELS, OUTCOMES, PREVIOUS, outcome_label
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 560, 180, 30, 24, 40
 # The two small charts sit side by side: drawn narrower so their text stays readable.
 PAIR_WIDTH = 300
-CALL_SERIES = [("answered by previous agent", "#1a7f4b"), ("answered by another agent", "#57b27f"),
-               ("callback", "#1f5fbf"), ("abandoned", "#b42318"), ("other", "#98a2b3")]
+CALL_SERIES = [(OUTCOMES[PREVIOUS], "#1a7f4b"), (OUTCOMES[ANOTHER], "#57b27f"),
+               (LABELS[CallOutcome.CALLBACK], "#1f5fbf"), (LABELS[CallOutcome.ABANDONED], "#b42318"),
+               ("other", "#98a2b3")]
 ANSWER_BUCKETS = [(0, 5), (5, 10), (10, 20), (20, 30), (30, 60), (60, None)]
 PROMISE_SERIES = [("kept", "#1a7f4b"), ("late", "#b3570b"), ("broken", "#b42318"), ("open", "#98a2b3")]
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from directo.core.db import Database
 from directo.core.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
+from directo.core.states import SmsState
 from recordings.audit import verify
 from voice.supervisor.call_log import (
     FilterError,
@@ -24,7 +25,6 @@ PAGE_SIZE = 50
 EXPORT_BATCH = 500
 CSV_COLUMNS = ["reference", "flagged_at", "phone", "caller_name", "agent", "summary", "spoken_at", "sms",
                "recording", "recording_sha256", "resolved_at"]
-SMS_DONE = "delivered"
 
 
 def _view(complaint: Complaint) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def _view(complaint: Complaint) -> dict[str, Any]:
         "spoken_at": complaint.spoken_at, "sms": sms, "recording": recording.state if recording else None,
         "recording_id": recording.id if recording else None,
         "sha256": recording.sha256 if recording else None, "resolved_at": complaint.resolved_at,
-        "acknowledged": complaint.spoken_at is not None and sms == SMS_DONE,
+        "acknowledged": complaint.spoken_at is not None and sms == SmsState.DELIVERED,
     }
 
 
