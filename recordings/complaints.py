@@ -10,10 +10,11 @@ from sqlalchemy.exc import IntegrityError
 
 from directo.core.models import Call, CallEvent, Complaint, utcnow
 from directo.core.services import Services
-from recordings import audit
+from directo.core.states import SmsTopic
+from recordings import audit, sms
+from recordings.acknowledgement import sms_body
 from recordings.errors import ComplaintError, NotAllowed, NotFound, TooEarly
 from recordings.references import next_reference
-from recordings.sms import enqueue_send
 
 MAX_SUMMARY = 2000
 
@@ -24,6 +25,7 @@ class Flagged:
     reference: str
     call_sid: str
     created: bool  # False: the call already had a complaint, and this is it
+    text_id: int | None = None  # the SMS with the reference, written with the complaint
 
 
 def flag(
@@ -45,8 +47,8 @@ def flag(
     except IntegrityError:
         # Two flags of one call at the same moment: the other committed first, and its reference stands.
         flagged = _flag(svc, call_sid, flagged_by, summary, supervisor, now or utcnow())
-    if flagged.created:
-        enqueue_send(svc, flagged.complaint_id, status_url)
+    if flagged.text_id is not None:
+        sms.enqueue_send(svc, flagged.text_id, status_url)
     return flagged
 
 
@@ -75,4 +77,6 @@ def _flag(svc: Services, call_sid: str, flagged_by: str, summary: str, superviso
         }, complaint.id)
         session.add(CallEvent(call_id=call.id, at=now, kind="complaint-flagged",
                               detail={"reference": complaint.reference, "by": flagged_by}))
-        return Flagged(complaint.id, complaint.reference, call_sid, created=True)
+        text = sms.compose(session, SmsTopic.COMPLAINT_REFERENCE, complaint.id, complaint.phone,
+                           sms_body(complaint.language, complaint.reference), complaint.id) if complaint.phone else None
+        return Flagged(complaint.id, complaint.reference, call_sid, created=True, text_id=text.id if text else None)

@@ -1,26 +1,28 @@
-"""The SMS that gives the customer their complaint reference: sent by an RQ job, re-sent until delivered."""
+"""Texts to customers that are promises: a complaint's reference (the proof the law asks for), a resolution the
+customer could not be told on the phone, the date an agent promised to call. Each is a notice (topic, subject):
+written in the same transaction as what owes it, sent by an RQ job, re-sent while carriers report it undelivered.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
 
 from redis import RedisError
 from rq import Retry
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.message import MessageInstance
 from twilio.twiml.voice_response import VoiceResponse
 
 from directo.core.jobs import current_services
-from directo.core.models import Complaint, SmsMessage, utcnow
+from directo.core.models import SmsMessage, utcnow
 from directo.core.services import Services
-from directo.core.states import MESSAGE_STATUS, SMS_FINAL, SMS_IN_FLIGHT, SMS_RANK, SmsState
+from directo.core.states import MESSAGE_STATUS, SMS_FINAL, SMS_IN_FLIGHT, SMS_RANK, SmsState, SmsTopic
 from directo.core.twilio_client import twilio_client
 from directo.core.unit_of_work import Unit
 from recordings import audit
-from recordings.acknowledgement import sms_body
 from recordings.attempts import describe, enqueue_once, last_attempt
 
 logger = logging.getLogger(__name__)
@@ -28,10 +30,18 @@ logger = logging.getLogger(__name__)
 # REST refusals (429/5xx, network) are retried by RQ; a message the carrier did not deliver is sent again.
 SEND_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 300, 900, 1800, 3600])
 MAX_MESSAGES = 5
-# A message still pending this long after its job last touched it has lost that job (a worker killed mid-send).
-STALE = timedelta(minutes=2)
 RESEND_AFTER = [60, 300, 900, 3600]
 NOT_DELIVERED = SMS_FINAL - {SmsState.DELIVERED}
+
+
+def compose(session: Session, topic: SmsTopic, subject_id: int, to: str, body: str,
+            complaint_id: int | None = None) -> SmsMessage:
+    """The first text of a notice, in the caller's transaction: once what owes it is committed, so is the text."""
+    message = SmsMessage(topic=topic, subject_id=subject_id, complaint_id=complaint_id, to=to, body=body,
+                         state=SmsState.PENDING, attempts=0)
+    session.add(message)
+    session.flush()
+    return message
 
 
 def status_url(svc: Services) -> str | None:
@@ -39,33 +49,49 @@ def status_url(svc: Services) -> str | None:
     return svc.urls("complaints.twilio.sms_status") if svc.config.public_base_url else None
 
 
-def enqueue_send(svc: Services, complaint_id: int, status_url: str | None, delay: int = 0, attempt: int = 0) -> bool:
-    """False when Redis is unreachable: the complaint is kept, and the sweep (`resume_pending`) sends it later."""
-    job_id = f"complaint-sms-{complaint_id}" + (f"-after-{attempt}" if attempt else "")
+def enqueue_send(svc: Services, message_id: int, status_url: str | None, delay: int = 0, attempts: int = 0) -> bool:
+    """False when Redis is unreachable: the text is kept, and the sweep (`unsent`) sends it later.
+
+    One job per (text, attempts made): a job that died mid-send after counting its attempt may still look started
+    to RQ, so resuming it takes a job id of its own.
+    """
     try:
-        return enqueue_once(svc.queue, job_id, send_sms, complaint_id, status_url, delay=delay, retry=SEND_RETRY)
+        return enqueue_once(svc.queue, f"sms-{message_id}-{attempts}", send_sms, message_id, status_url,
+                            delay=delay, retry=SEND_RETRY)
     except RedisError:
-        logger.exception("complaint %s: could not queue its SMS; the sweep will", complaint_id)
+        logger.exception("SMS %s: could not queue it; the sweep will", message_id)
         return False
 
 
-def send_sms(complaint_id: int, status_url: str | None) -> str | None:
-    """RQ job: send the reference unless a message is already on its way or delivered (safe to rerun)."""
+def _notice(session: Session, message: SmsMessage) -> list[SmsMessage]:
+    return list(session.scalars(select(SmsMessage).where(SmsMessage.topic == message.topic,
+                                                         SmsMessage.subject_id == message.subject_id)
+                                .order_by(SmsMessage.id)))
+
+
+def needs_message(texts: list[SmsMessage]) -> bool:
+    """A notice neither delivered nor on its way, with messages left to try."""
+    states = [m.state for m in texts]
+    finished = sum(state in NOT_DELIVERED for state in states)
+    return not any(state in SMS_IN_FLIGHT or state == SmsState.DELIVERED for state in states) \
+        and finished < MAX_MESSAGES
+
+
+def send_sms(message_id: int, status_url: str | None) -> str | None:
+    """RQ job: send a pending text unless its notice is already delivered or on its way (safe to rerun)."""
     svc = current_services()
     with svc.db.session() as session:
-        complaint = session.get(Complaint, complaint_id)
-        if complaint is None or not needs_message(complaint):
+        message = session.get(SmsMessage, message_id)
+        if message is None or message.state != SmsState.PENDING:
             return None
-        message = next((m for m in complaint.messages if m.state == SmsState.PENDING), None)
-        if message is None:
-            message = SmsMessage(complaint_id=complaint.id, to=complaint.phone, attempts=0, state=SmsState.PENDING,
-                                 body=sms_body(complaint.language, complaint.reference))
-            session.add(message)
-            session.flush()
+        notice = _notice(session, message)
+        if not needs_message([m for m in notice if m.id != message.id]):
+            session.delete(message)  # a late report said an earlier text arrived after all: nothing to send
+            return None
         tried_before = message.attempts > 0
         message.attempts += 1
-        message_id, to, body, reference = message.id, message.to, message.body, complaint.reference
-        known = {m.message_sid for m in complaint.messages if m.message_sid}
+        to, body = message.to, message.body
+        known = {m.message_sid for m in notice if m.message_sid}
     config = svc.config
     try:
         if not config.twilio_caller_id:
@@ -76,7 +102,7 @@ def send_sms(complaint_id: int, status_url: str | None) -> str | None:
             extra = {"status_callback": status_url} if status_url else {}
             sent = client.messages.create(to=to, from_=config.twilio_caller_id, body=body, **extra)
     except Exception as error:
-        logger.exception("complaint %s: SMS %s not accepted", reference, message_id)
+        logger.exception("SMS %s to %s not accepted", message_id, to)
         _not_accepted(svc, message_id, error)
         raise
     with svc.db.session() as session:
@@ -84,19 +110,25 @@ def send_sms(complaint_id: int, status_url: str | None) -> str | None:
         message.message_sid = sent.sid
         message.state = MESSAGE_STATUS.get(sent.status or "", SmsState.ACCEPTED)
         message.last_error = None
-        audit.append(session, "sms-accepted", {"reference": reference, "message_sid": sent.sid, "to": to},
-                     complaint_id)
+        _audit(session, message, "sms-accepted", to=to)
         if message.state in SMS_FINAL:  # its delivery report went to nobody
-            audit.append(session, f"sms-{message.state}", {"reference": reference, "message_sid": sent.sid,
-                                                          "error_code": None}, complaint_id)
+            _audit(session, message, f"sms-{message.state}", error_code=None)
     return sent.sid
+
+
+def _audit(session: Session, message: SmsMessage, event: str, **detail: object) -> None:
+    """Texts about a complaint are part of its trail; the others are kept in their own rows only."""
+    if message.complaint_id is not None:
+        audit.append(session, event, {"topic": message.topic, "message_sid": message.message_sid, **detail},
+                     message.complaint_id)
 
 
 def _sent_by_a_lost_job(client: Client, to: str, body: str, known: set[str]) -> MessageInstance | None:
     """A worker that died inside messages.create may have sent it: ask Twilio before texting the customer twice.
 
-    The text carries the complaint's reference, so a message with it to this customer that none of the complaint's
-    records knows is the one the dead job sent; no clock is compared (ours and Twilio's may disagree).
+    The text carries what only this notice says (a complaint's reference, a promise's date), so a message with it to
+    this customer that none of the notice's rows knows is the one the dead job sent; no clock is compared (ours
+    and Twilio's may disagree).
     """
     for message in client.messages.list(to=to, limit=20):
         if message.body == body and message.sid not in known:
@@ -105,28 +137,17 @@ def _sent_by_a_lost_job(client: Client, to: str, body: str, known: set[str]) -> 
     return None
 
 
-def needs_message(complaint: Complaint) -> bool:
-    """A customer we can text, whose reference is neither delivered nor on its way, with attempts left."""
-    if not complaint.phone:
-        return False
-    states = [m.state for m in complaint.messages]
-    finished = sum(state in NOT_DELIVERED for state in states)
-    return not any(state in SMS_IN_FLIGHT or state == SmsState.DELIVERED for state in states) \
-        and finished < MAX_MESSAGES
-
-
 def _not_accepted(svc: Services, message_id: int, error: Exception) -> None:
     with svc.db.session() as session:
         message = session.get(SmsMessage, message_id)
         message.last_error = describe(error)
         if last_attempt():
             message.state = SmsState.FAILED
-            audit.append(session, "sms-not-sent", {"message_id": message_id, "error": message.last_error},
-                         message.complaint_id)
+            _audit(session, message, "sms-not-sent", message_id=message_id, error=message.last_error)
 
 
 def message_status(unit: Unit, svc: Services, form: Mapping[str, str], status_url: str) -> VoiceResponse:
-    """Twilio's delivery report: delivered ends the matter; undelivered or failed sends the reference again."""
+    """Twilio's delivery report: delivered ends the notice; undelivered or failed sends it again, later."""
     session = unit.session
     message = session.scalar(select(SmsMessage).where(SmsMessage.message_sid == form.get("MessageSid", "")))
     state = MESSAGE_STATUS.get(form.get("MessageStatus", ""))
@@ -138,36 +159,27 @@ def message_status(unit: Unit, svc: Services, form: Mapping[str, str], status_ur
         return VoiceResponse()
     error = form.get("ErrorCode")
     message.last_error = f"Twilio error {error}" if error else None
-    complaint = message.complaint
-    audit.append(session, f"sms-{state}", {"reference": complaint.reference, "message_sid": message.message_sid,
-                                          "error_code": error}, complaint.id)
-    if state != SmsState.DELIVERED:
-        session.flush()
-        if needs_message(complaint):
-            failures = sum(m.state in NOT_DELIVERED for m in complaint.messages)
-            delay = RESEND_AFTER[min(failures, len(RESEND_AFTER)) - 1]
-            complaint_id = complaint.id
-            unit.after_commit.append(lambda: enqueue_send(svc, complaint_id, status_url, delay))
-        else:
-            logger.error("complaint %s: reference not delivered by SMS after %s messages", complaint.reference,
-                         len(complaint.messages))
+    _audit(session, message, f"sms-{state}", error_code=error)
+    if state == SmsState.DELIVERED:
+        return VoiceResponse()
+    session.flush()
+    notice = _notice(session, message)
+    if not needs_message(notice):
+        logger.error("%s %s: not delivered by SMS after %s messages", message.topic, message.subject_id,
+                     len(notice))
+        return VoiceResponse()
+    again = compose(session, SmsTopic(message.topic), message.subject_id, message.to, message.body,
+                    message.complaint_id)
+    failures = sum(m.state in NOT_DELIVERED for m in notice)
+    delay = RESEND_AFTER[min(failures, len(RESEND_AFTER)) - 1]
+    again_id = again.id
+    unit.after_commit.append(lambda: enqueue_send(svc, again_id, status_url, delay))
     return VoiceResponse()
 
 
 def unsent(svc: Services) -> list[tuple[int, int]]:
-    """(complaint, attempt) for every reference that still needs a message and whose job is not alive.
-
-    A pending message untouched for STALE lost its job (a killed worker): it is resumed too, under a job id
-    of its own, since the dead job may still look 'started' to RQ.
-    """
-    stale = utcnow() - STALE
-    with svc.db.session() as session:
-        complaints = session.scalars(
-            select(Complaint).where(Complaint.phone.is_not(None)).order_by(Complaint.id)
-        ).all()
-        found = []
-        for complaint in complaints:
-            pending = [m for m in complaint.messages if m.state == SmsState.PENDING]
-            if needs_message(complaint) and all(m.updated_at < stale for m in pending):
-                found.append((complaint.id, max((m.attempts for m in pending), default=0)))
-        return found
+    """(text, attempts made) for every text still pending: `enqueue_send` skips those whose job is alive."""
+    with svc.db.reading() as connection:
+        return [(row.id, row.attempts) for row in connection.execute(
+            select(SmsMessage.id, SmsMessage.attempts).where(SmsMessage.state == SmsState.PENDING)
+            .order_by(SmsMessage.id))]

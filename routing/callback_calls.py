@@ -13,9 +13,10 @@ from datetime import timedelta
 from twilio.twiml.voice_response import VoiceResponse
 
 from directo.core.media_links import playable_url
-from directo.core.models import Callback, Customer, Recording
+from directo.core.models import Callback, Complaint, Customer, Recording
 from directo.core.states import AGENT_GONE, CONNECTED, CallOutcome, CallStatus, RecordingState, RecordingStatus
 from recordings.jobs import enqueue_fetch
+from recordings.references import spelled
 from routing import agents, call_records, callbacks, twiml
 from routing.directory import credit
 from routing.dispatch import dispatch
@@ -77,10 +78,13 @@ class CallbackCall:
         call = call_records.find(self.session, sid)
         self.unit.event(call.id, "callback-agent-answered", {"agent": agent.identity, "attempt": callback.attempts})
         customer = self.session.get(Customer, callback.customer_id) if callback.customer_id else None
+        complaint = self.session.get(Complaint, callback.complaint_id) if callback.complaint_id else None
         reason = callback.reason_recording_id
+        facts = {"who": (customer.name if customer and customer.name else None) or _spoken_number(callback.phone),
+                 "about": callback.about or "", "reference": spelled(complaint.reference) if complaint else ""}
         return twiml.whisper_and_dial(
             agent.languages[0] if agent.languages else self.config.default_language,
-            (customer.name if customer and customer.name else None) or _spoken_number(callback.phone),
+            callback.kind, facts,
             playable_url(self.urls, self.config.secret_key, reason) if reason else None,
             callback.phone,
             caller_id=self.config.twilio_caller_id or None,

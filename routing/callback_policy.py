@@ -31,6 +31,8 @@ class QueuedCallback:
     queued_at: float
     due_at: float
     preferred_agent: str | None = None
+    # Until then only the preferred agent may take it (their own caller, or their own promise).
+    exclusive_until: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,11 @@ class FreeAgent:
     idle_since: float
 
 
-def assign(
-    agents: list[FreeAgent], callbacks: list[QueuedCallback], now: float, preferred_window_seconds: float
-) -> list[tuple[int, str]]:
+def assign(agents: list[FreeAgent], callbacks: list[QueuedCallback], now: float) -> list[tuple[int, str]]:
     """(callback id, agent) pairs: longest-idle agents choose first; each takes the oldest due callback it may.
 
-    An agent first takes a callback whose caller they served last (known-agent routing, as for inbound
-    calls); such a callback is kept for that agent alone during the preferred window, after which anyone
+    An agent first takes a callback that is theirs (a caller they served last, as for inbound calls; a promise
+    they made); such a callback is kept for that agent alone until its exclusive window ends, after which anyone
     who speaks the caller's language may take it.
     """
     due = sorted((c for c in callbacks if c.due_at <= now), key=lambda c: (c.queued_at, c.id))
@@ -59,7 +59,7 @@ def assign(
             for c in due
             if c.id not in taken
             and c.language in agent.languages
-            and (c.preferred_agent in (None, agent.identity) or now >= c.queued_at + preferred_window_seconds)
+            and (c.preferred_agent in (None, agent.identity) or now >= c.exclusive_until)
         ]
         choice = (own or others or [None])[0]
         if choice is not None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from directo.core.config import Config
 from directo.core.models import Agent, Call, Callback, CallEvent, Recording
-from directo.core.states import HELD, OPEN, AgentStatus, CallbackState, CallOutcome, Direction
+from directo.core.states import HELD, OPEN, AgentStatus, CallbackKind, CallbackState, CallOutcome, Direction
 from routing import call_records
 from routing.callback_policy import promise_minutes
 
@@ -46,8 +46,10 @@ def held_callback(held: str) -> int | None:
 
 
 def open_callback(session: Session, phone: str) -> Callback | None:
+    """The call-back this customer was already promised, if any: one per customer, however often they call."""
     return session.scalar(
-        select(Callback).where(Callback.phone == phone, Callback.state.in_(OPEN)).order_by(Callback.id).limit(1)
+        select(Callback).where(Callback.phone == phone, Callback.kind == CallbackKind.CALL_BACK,
+                               Callback.state.in_(OPEN)).order_by(Callback.id).limit(1)
     )
 
 
@@ -75,7 +77,8 @@ def queue(
     preferred_agent_id: int | None,
     now: datetime,
 ) -> tuple[Callback, int]:
-    """A new promise, in the caller's unit of work; returns it with the minutes promised."""
+    """A call-back for a caller nobody was free to take, in the call's unit of work, with the minutes promised:
+    an honest estimate, kept for their previous agent alone for CALLBACK_PREFERRED_MINUTES."""
     ahead = session.scalar(
         select(func.count()).select_from(Callback).where(Callback.state.in_(OPEN), Callback.language == language)
     ) or 0
@@ -87,14 +90,42 @@ def queue(
     minutes = promise_minutes(
         ahead, on_duty, _recent_handling_seconds(session, config.wrapup_seconds), config.callback_promise_minutes
     )
-    callback = Callback(
-        phone=phone, language=language, customer_id=customer_id, origin_call_id=origin_call_id,
-        preferred_agent_id=preferred_agent_id, state=CallbackState.QUEUED, queued_at=now, due_at=now,
-        promised_by=now + timedelta(minutes=minutes), attempts=0,
-    )
+    callback = _new(session, CallbackKind.CALL_BACK, phone=phone, language=language, customer_id=customer_id,
+                    origin_call_id=origin_call_id, preferred_agent_id=preferred_agent_id, queued_at=now, due_at=now,
+                    promised_by=now + timedelta(minutes=minutes),
+                    exclusive_until=now + timedelta(minutes=config.callback_preferred_minutes))
+    return callback, minutes
+
+
+def schedule(
+    session: Session,
+    kind: CallbackKind,
+    *,
+    phone: str,
+    language: str,
+    customer_id: int | None,
+    owner_id: int,
+    due_at: datetime,
+    window: timedelta,
+    grace: timedelta,
+    now: datetime,
+    about: str | None = None,
+    complaint_id: int | None = None,
+    origin_call_id: int | None = None,
+    created_by: str | None = None,
+) -> Callback:
+    """A dated call we owe (a promise, a complaint's explanation or follow-up): its owner is rung first at `due_at`
+    and alone may take it for `grace`; then any agent who speaks the customer's language; kept inside `window`."""
+    return _new(session, kind, phone=phone, language=language, customer_id=customer_id, origin_call_id=origin_call_id,
+                preferred_agent_id=owner_id, queued_at=now, due_at=due_at, promised_by=due_at + window,
+                exclusive_until=due_at + grace, about=about, complaint_id=complaint_id, created_by=created_by)
+
+
+def _new(session: Session, kind: CallbackKind, **values: Any) -> Callback:
+    callback = Callback(kind=kind, state=CallbackState.QUEUED, attempts=0, **values)
     session.add(callback)
     session.flush()
-    return callback, minutes
+    return callback
 
 
 def _move(session: Session, callback_id: int, expected: Iterable[CallbackState], *extra: Any, **values: Any) -> bool:
@@ -196,9 +227,10 @@ def reassign(session: Session, callback_id: int, agent_id: int, now: datetime) -
 
 
 def served_by_calling_in(session: Session, phone: str, now: datetime) -> list[int]:
-    """The callbacks a customer who just reached a person no longer needs; the ids of those closed."""
+    """The call-backs a customer who just reached a person no longer needs; the ids of those closed. Dated calls
+    stay: what was promised for a date still has to be said (the agent sees it due on the screen)."""
     candidates = session.scalars(
-        select(Callback.id).where(Callback.phone == phone,
+        select(Callback.id).where(Callback.phone == phone, Callback.kind == CallbackKind.CALL_BACK,
                                   Callback.state.in_((CallbackState.QUEUED, CallbackState.RESERVED)))
     ).all()
     return [callback_id for callback_id in candidates if served(session, callback_id, now)]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import phonenumbers
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from directo.core.db import insert_or_ignore
 from directo.core.languages import SUPPORTED_LANGUAGES
-from directo.core.models import Agent, Complaint, Customer, utcnow
+from directo.core.models import Agent, Callback, Complaint, Customer, utcnow
+from directo.core.states import DATED, OPEN
 
 # What carriers and Twilio put in From when the caller withholds their number.
 WITHHELD = {"anonymous", "restricted", "unknown", "private", "unavailable", "+266696687", "+86282452253", "+8656696"}
@@ -57,6 +58,7 @@ class CallerContext:
     language: str
     customer_id: int | None = None
     name: str | None = None
+    # The agent this caller should reach when free: who owes them a dated call, else who served them last.
     previous_agent: str | None = None
     previous_agent_id: int | None = None
     previous_agent_name: str | None = None
@@ -64,10 +66,19 @@ class CallerContext:
     open_complaints: tuple[str, ...] = field(default_factory=tuple)
 
 
+# The agent who owes this customer a dated call (a promise, a complaint's explanation): the one they should reach,
+# before their last agent. A subquery of the one statement a known caller costs, so it adds no round trip.
+_OWES = (
+    select(Callback.preferred_agent_id)
+    .where(Callback.phone == Customer.phone, Callback.kind.in_(DATED), Callback.state.in_(OPEN))
+    .order_by(Callback.due_at)
+    .limit(1)
+    .scalar_subquery()
+)
 _BY_NUMBER = (
     select(Customer.id, Customer.name, Customer.language, Customer.answered_calls,
            Agent.id, Agent.identity, Agent.name, Agent.active)
-    .outerjoin(Agent, Agent.id == Customer.last_agent_id)
+    .outerjoin(Agent, Agent.id == func.coalesce(_OWES, Customer.last_agent_id))
     .where(Customer.phone == bindparam("number"))
 )
 _CREATE = {

@@ -55,15 +55,15 @@ def _round(svc: Services, only: str | None, now: datetime) -> tuple[list[int], b
     preferred = aliased(Agent)
     with svc.db.session() as session:
         rows = session.execute(
-            select(Callback.id, Callback.language, Callback.queued_at, Callback.due_at, preferred.identity)
+            select(Callback.id, Callback.language, Callback.queued_at, Callback.due_at, preferred.identity,
+                   Callback.exclusive_until)
             .outerjoin(preferred, and_(preferred.id == Callback.preferred_agent_id, preferred.active.is_(True)))
             .where(Callback.state == CallbackState.QUEUED, Callback.due_at <= now)
             .order_by(Callback.queued_at, Callback.id)
             .limit(DISPATCH_WINDOW)
         ).all()
-    queued = [QueuedCallback(r[0], r[1], r[2].timestamp(), r[3].timestamp(), r[4]) for r in rows]
-    pairs = assign([FreeAgent(a.identity, a.languages, a.idle_since) for a in free], queued, stamp,
-                   svc.config.callback_preferred_minutes * 60)
+    queued = [QueuedCallback(r[0], r[1], r[2].timestamp(), r[3].timestamp(), r[4], r[5].timestamp()) for r in rows]
+    pairs = assign([FreeAgent(a.identity, a.languages, a.idle_since) for a in free], queued, stamp)
     handed: list[int] = []
     contended = False
     for callback_id, identity in pairs:

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from directo.core.states import CallbackKind
+
+# What the agent hears first when a callback rings them, by why we owe the call.
+WHISPER = {
+    CallbackKind.CALL_BACK: "whisper",
+    CallbackKind.PROMISE: "whisper_promise",
+    CallbackKind.COMPLAINT_TOLD: "whisper_complaint_told",
+    CallbackKind.COMPLAINT_FOLLOWUP: "whisper_complaint_followup",
+}
+
 PROMPTS: dict[str, dict[str, str]] = {
     "es": {
         "nobody_free": (
@@ -32,6 +42,10 @@ PROMPTS: dict[str, dict[str, str]] = {
         ),
         "callback_thanks": "Gracias. Le llamaremos muy pronto. Hasta luego.",
         "whisper": "Devolución de llamada a {who}.",
+        "whisper_promise": "Llamada prometida a {who}, sobre: {about}.",
+        "whisper_complaint_told": "Reclamación {reference} de {who}: explíquele la solución.",
+        "whisper_complaint_followup": "Seguimiento de la reclamación {reference} de {who}: pregúntele si la "
+                                      "solución ha funcionado.",
         "whisper_reason": "Nos dijo:",
         "whisper_no_reason": "No dejó mensaje.",
         "customer_missed": "El cliente no ha contestado. Lo volveremos a intentar más tarde.",
@@ -62,6 +76,9 @@ PROMPTS: dict[str, dict[str, str]] = {
         ),
         "callback_thanks": "Thank you. We'll call you back very soon. Goodbye.",
         "whisper": "Callback to {who}.",
+        "whisper_promise": "Promised call to {who}, about: {about}.",
+        "whisper_complaint_told": "Complaint {reference} from {who}: explain the resolution.",
+        "whisper_complaint_followup": "Follow-up of complaint {reference} from {who}: ask whether the remedy worked.",
         "whisper_reason": "They said:",
         "whisper_no_reason": "They left no message.",
         "customer_missed": "The customer did not answer. We will try again later.",

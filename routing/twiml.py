@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from directo.core.languages import say_language
+from directo.core.states import CallbackKind
 from routing import prompts
 from routing.directory import CallerContext
 
@@ -132,7 +133,8 @@ def promise_callback(language: str, minutes: int, *, reason_action_url: str, rea
 
 def whisper_and_dial(
     language: str,
-    who: str,
+    kind: str,
+    facts: dict[str, str],
     reason_url: str | None,
     customer: str,
     *,
@@ -141,13 +143,14 @@ def whisper_and_dial(
     customer_status_url: str,
     timeout: int,
 ) -> VoiceResponse:
-    """Agent-first callback: the agent hears who and why (the caller's own words), then the customer rings."""
+    """Agent-first callback: the agent hears who and why (the caller's own words, or what is owed), then the
+    customer rings."""
     response = VoiceResponse()
-    _say(response, language, "whisper", who=who)
+    _say(response, language, prompts.WHISPER[kind], **facts)
     if reason_url:
         _say(response, language, "whisper_reason")
         response.play(reason_url)
-    else:
+    elif kind == CallbackKind.CALL_BACK:
         _say(response, language, "whisper_no_reason")
     dial = Dial(action=action_url, method="POST", timeout=timeout, caller_id=caller_id)
     dial.number(customer, status_callback=customer_status_url, status_callback_event="answered completed")

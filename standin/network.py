@@ -7,7 +7,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from email.utils import format_datetime
 from typing import Any
 
@@ -16,59 +15,17 @@ from .behaviours import Answer, Behaviour, Busy, Fail, NoAnswer
 from .clock import Actor, Scheduler
 from .faults import Faults
 from .model import Call, Callback, Event, EventLog, Message, Recording, seconds
+from .signals import SHORTEST_RECORDING, Bridge, ChildAnswered, ChildEnded, DialTarget, Hangup, Redirect
 from .sms import SmsCenter
+from .twiml import Document, Session
 from .webhooks import CallbackQueue, WebhookResult
 
 API_VERSION = "2010-04-01"
 RECORDING_PROCESSING_SECONDS = 2.0  # Twilio needs a moment after a recording stops before it is available
-SHORTEST_RECORDING = 1.0  # shorter recordings are dropped as `absent` (Twilio error 16101)
 
 
 class CallNotActive(Exception):
     """The call has ended, so it cannot be redirected or recorded (Twilio error 21220)."""
-
-
-# -- messages between simulated parties ---------------------------------------------------------------
-@dataclass(frozen=True)
-class Hangup:
-    """End a leg; `status` forces its final status (e.g. no-answer when a Dial times out)."""
-
-    by: str  # caller, callee, api, system
-    status: str | None = None
-
-
-@dataclass(frozen=True)
-class Redirect:
-    """Continue a live call with other TwiML (REST update with Url or Twiml)."""
-
-    url: str | None
-    method: str = "POST"
-    twiml: str | None = None
-
-
-@dataclass(frozen=True)
-class ChildAnswered:
-    leg: Call
-
-
-@dataclass(frozen=True)
-class ChildEnded:
-    leg: Call
-
-
-@dataclass(frozen=True)
-class Bridge:
-    """The dialling leg connects an answered child leg to the caller."""
-
-
-@dataclass(frozen=True)
-class DialTarget:
-    """One <Number>, <Client> or <Sip> of a <Dial>."""
-
-    to: str
-    caller_id: str | None = None
-    callback: Callback | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
 
 
 class Sids:
@@ -347,7 +304,6 @@ class Network:
         caller_name: str | None = None,
     ) -> Call:
         """Someone at `from_` calls our number `to`, whose voice webhook is `url`."""
-        from .twiml import Document, Session
 
         target = (
             Callback(status_callback, status_callback_method, frozenset(status_callback_event))
@@ -390,7 +346,6 @@ class Network:
         before_start: Callable[[Call], None] | None = None,
     ) -> Call:
         """A call started through the REST API (outbound-api); `before_start` sees it still queued."""
-        from .twiml import Session
 
         call = self._new_call(
             direction="outbound-api",

@@ -6,23 +6,17 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from xml.etree import ElementTree
 
 from . import audio
 from .audio import Segment
 from .model import RECORDING_EVENTS, Call, Callback, Recording, seconds
-from .network import (
-    SHORTEST_RECORDING,
-    Bridge,
-    ChildAnswered,
-    ChildEnded,
-    DialTarget,
-    Hangup,
-    Network,
-    Redirect,
-)
+from .signals import SHORTEST_RECORDING, Bridge, ChildAnswered, ChildEnded, DialTarget, Hangup, Redirect
 from .webhooks import XML_TYPES, resolve
+
+if TYPE_CHECKING:
+    from .network import Network
 
 APPLICATION_ERROR = "We are sorry, an application error has occurred. Goodbye."
 ENDLESS_LOOPS = 1000  # loop="0" means "until the call moves on"; bounded so a run always ends

@@ -349,7 +349,7 @@ def test_cli_flags_lists_sweeps_and_verifies(services, twilio, config, standin, 
     assert runner.invoke(main, ["complaints", "flag", "CA404", "--summary", "x"], env=env).exit_code == 1
     [row] = json.loads(runner.invoke(main, ["complaints", "list", "--json"], env=env).output)
     assert (row["call_sid"], row["flagged_by"], row["summary"], row["sms"], row["spoken"]) == (
-        "CA001", "sue", "Trato", None, False)
+        "CA001", "sue", "Trato", "pending", False)
     services.queue.empty()  # the flag's own SMS job is lost, as in a Redis outage: the sweep queues it again
     swept = runner.invoke(main, ["complaints", "sweep"], env=env)
     assert "queued 1 job(s)" in swept.output, swept.output

@@ -118,10 +118,17 @@ def _customer(session: Session, customer_id: int | None, number: str | None, lan
 def _callback(session: Session, callback: Callback) -> dict[str, Any]:
     recording = session.get(Recording, callback.reason_recording_id) if callback.reason_recording_id else None
     stored = recording is not None and recording.state == RecordingState.STORED
+    complaint = session.get(Complaint, callback.complaint_id) if callback.complaint_id else None
+    owner = callback.preferred_agent
     return {
         "id": callback.id,
+        "kind": callback.kind,
+        "about": callback.about,
+        "complaint": complaint.reference if complaint else None,
+        "owner": {"identity": owner.identity, "name": owner.name} if owner else None,
         "state": callback.state,
         "queued_at": _iso(callback.queued_at),
+        "due_at": _iso(callback.due_at),
         "promised_by": _iso(callback.promised_by),
         "attempts": callback.attempts,
         "reason_url": url_for("agent.recording", recording_id=recording.id) if stored and recording else None,

@@ -19,7 +19,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from directo.core.states import AgentStatus, CallbackState, CallOutcome, Direction, RecordingState, Role, SmsState
+from directo.core.states import (
+    AgentStatus,
+    CallbackKind,
+    CallbackState,
+    CallOutcome,
+    Direction,
+    RecordingState,
+    Role,
+    SmsState,
+    SmsTopic,
+)
 
 
 def utcnow() -> datetime:
@@ -173,6 +183,9 @@ class Callback(Base):
     origin_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
     preferred_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    # One of states.CallbackKind: why we owe the customer this call.
+    kind: Mapped[str] = mapped_column(String(24), default=CallbackKind.CALL_BACK,
+                                      server_default=CallbackKind.CALL_BACK.value)
     # One of states.CallbackState; it changes only through routing/callbacks.py.
     state: Mapped[str] = mapped_column(String(16), default=CallbackState.QUEUED)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -186,6 +199,13 @@ class Callback(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     close_reason: Mapped[str | None] = mapped_column(String(200))
+    # Until then only the preferred agent (its owner) may take it; after, anyone who speaks the language.
+    exclusive_until: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What was promised, in the words of the agent who promised it: on the agent's screen and in the customer's SMS.
+    about: Mapped[str | None] = mapped_column(Text)
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id", use_alter=True))
+    # Who made the promise (an agent's identity), for dated callbacks.
+    created_by: Mapped[str | None] = mapped_column(String(64))
 
     customer: Mapped[Customer | None] = relationship()
     agent: Mapped[Agent | None] = relationship(foreign_keys=[agent_id])
@@ -224,6 +244,11 @@ class Complaint(Base):
     recording: Mapped[Recording | None] = relationship()
     messages: Mapped[list[SmsMessage]] = relationship(back_populates="complaint", order_by="SmsMessage.id")
 
+    @property
+    def reference_texts(self) -> list[SmsMessage]:
+        """The texts that carried the reference: the proof the customer keeps, oldest first."""
+        return [m for m in self.messages if m.topic == SmsTopic.COMPLAINT_REFERENCE]
+
 
 class Recording(Base):
     __tablename__ = "recordings"
@@ -247,10 +272,18 @@ class Recording(Base):
 
 
 class SmsMessage(Base):
+    """One text sent to a customer; a notice (topic, subject) is re-sent as new rows until one is delivered."""
+
     __tablename__ = "sms_messages"
+    __table_args__ = (Index("ix_sms_messages_notice", "topic", "subject_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    # One of states.SmsTopic, and the complaint or callback it is about.
+    topic: Mapped[str] = mapped_column(String(24), default=SmsTopic.COMPLAINT_REFERENCE,
+                                       server_default=SmsTopic.COMPLAINT_REFERENCE.value)
+    subject_id: Mapped[int] = mapped_column(Integer)
+    # Texts about a complaint are in its audit trail.
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
     message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     to: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
@@ -261,7 +294,7 @@ class SmsMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    complaint: Mapped[Complaint] = relationship(back_populates="messages")
+    complaint: Mapped[Complaint | None] = relationship(back_populates="messages")
 
 
 class AuditEntry(Base):

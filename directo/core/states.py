@@ -40,6 +40,19 @@ class CallbackState(StrEnum):
     CANCELLED = "cancelled"  # a supervisor withdrew it
 
 
+class CallbackKind(StrEnum):
+    """Why we owe a customer a call (`callbacks.kind`): all are kept by the same agent-first machinery."""
+
+    CALL_BACK = "call-back"  # they called when nobody was free: within minutes, as promised on the call
+    PROMISE = "promise"  # an agent said "I will call you on <date> about <what>": that agent first, at that time
+    COMPLAINT_TOLD = "complaint-told"  # a complaint's owner explains its resolution
+    COMPLAINT_FOLLOWUP = "complaint-followup"  # a complaint's owner asks whether the remedy worked
+
+
+# Callbacks with an owner and a date: the owner is rung first at the time; a call from the customer does not close
+# them (what is due still has to be said).
+DATED = frozenset({CallbackKind.PROMISE, CallbackKind.COMPLAINT_TOLD, CallbackKind.COMPLAINT_FOLLOWUP})
+
 OPEN = frozenset({CallbackState.QUEUED, CallbackState.RESERVED, CallbackState.DIALING})
 # Callbacks that hold an agent: the agent's presence says `callback:<id>` meanwhile.
 HELD = frozenset({CallbackState.RESERVED, CallbackState.DIALING})
@@ -96,6 +109,14 @@ class SmsState(StrEnum):
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
     FAILED = "failed"
+
+
+class SmsTopic(StrEnum):
+    """What a text to a customer is about (`sms_messages.topic`); each is sent, and re-sent, until delivered."""
+
+    COMPLAINT_REFERENCE = "complaint-reference"  # the reference of a complaint, as proof (Ley 44/2006)
+    COMPLAINT_RESOLUTION = "complaint-resolution"  # the resolution, when the customer could not be reached
+    PROMISE = "promise"  # the date and time an agent promised to call
 
 
 SMS_RANK = {SmsState.PENDING: 0, SmsState.ACCEPTED: 1, SmsState.SENT: 2, SmsState.UNDELIVERED: 3,

@@ -79,7 +79,7 @@ def figures(today: Today, now: datetime) -> dict[str, Any]:
     promises = [kept(cb, now) for cb in today.callbacks if cb.promised_by >= today.since]
     decided = [p for p in promises if p in ("kept", "late", "broken")]
     acknowledged = [c for c in today.complaints if c.spoken_at is not None
-                    and any(m.state == SmsState.DELIVERED for m in c.messages)]
+                    and any(m.state == SmsState.DELIVERED for m in c.reference_texts)]
     return {
         "answer_target": ANSWER_TARGET_SECONDS,
         "answered_fast": _share(len(fast), len(inbound)),

@@ -28,7 +28,8 @@ CSV_COLUMNS = ["reference", "flagged_at", "phone", "caller_name", "agent", "summ
 
 
 def _view(complaint: Complaint) -> dict[str, Any]:
-    sms = complaint.messages[-1].state if complaint.messages else None
+    texts = complaint.reference_texts
+    sms = texts[-1].state if texts else None
     recording = complaint.recording
     return {
         "reference": complaint.reference, "call_id": complaint.call_id, "flagged_at": complaint.flagged_at,
