@@ -123,7 +123,7 @@ def restore_presence(svc: Services) -> int:
     """After Redis lost its data (a restart without persistence, a failover to a blank replica), put presence back.
 
     Presence lives only in Redis; without it every caller would be promised a callback while agents sat
-    'available' on their pages. The database keeps each agent's chosen status and the calls in progress, so an
+    available on their pages. The database keeps each agent's chosen status and the calls in progress, so an
     agent talking to someone comes back on that call (its end starts their wrap-up as usual) and the rest as they
     asked to be, available ones idle from now. Agents Redis still knows are left alone, and no transition here
     can overwrite a call reserved meanwhile (each expects the agent to hold none).
