@@ -32,7 +32,7 @@ from routing import agents as agent_admin
 from routing.presence import presence
 from voice import agent_context, agent_events
 from voice.agent_text import TEXT, choose_language
-from voice.auth import current_identity, is_supervisor, log_in, log_out, login_required
+from voice.auth import current_agent, is_supervisor, log_in, log_out, login_required
 
 bp = Blueprint("agent", __name__, url_prefix="/agent", template_folder="templates",
                static_folder="static/agent", static_url_path="/static")
@@ -67,11 +67,9 @@ def _language(agent: Agent | None = None) -> str:
 
 
 def _me() -> Agent:
-    """The logged-in agent's record; a session for an agent who was removed or deactivated ends here."""
-    with services().db.session() as db:
-        agent = db.scalar(select(Agent).where(Agent.identity == current_identity()))
-    if agent is None or not agent.active:
-        log_out()
+    """The logged-in agent as the database has them now (see `voice.auth.current_agent`)."""
+    agent = current_agent()
+    if agent is None:
         abort(401, "log in again")
     return agent
 
@@ -87,7 +85,7 @@ def login() -> Any:
         return render_template("agent/login.html", t=TEXT[language], language=language, failed=True,
                                identity=identity), 401
     chosen = session.get(LANGUAGE_KEY)  # a language picked on the login page outlives the fresh session
-    log_in(agent.identity, agent.role)
+    log_in(agent)
     if chosen:
         session[LANGUAGE_KEY] = chosen
     return redirect(url_for("supervisor.index" if agent.role == "supervisor" else "agent.page"))
@@ -101,9 +99,9 @@ def logout() -> BaseResponse:
 
 @bp.get("/")
 def page() -> Any:
-    if current_identity() is None:
+    agent = current_agent()
+    if agent is None:
         return redirect(url_for("agent.login"))
-    agent = _me()
     language = _language(agent)
     return render_template("agent/page.html", t=TEXT[language], language=language, agent=agent,
                            other="en" if language == "es" else "es")

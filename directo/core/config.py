@@ -72,6 +72,10 @@ class Config:
     recording_format: str = "mp3"
     recording_sample_rate: int = 8000
     fallback_number: str = ""
+    # How many reverse proxies in front set X-Forwarded-For/-Proto/-Host; 0 trusts none of these headers.
+    trusted_proxies: int = 0
+    # A session unused for this long (a working day) ends; every request renews it.
+    session_idle_hours: float = 8.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -105,6 +109,8 @@ class Config:
             recording_format=env.get("RECORDING_FORMAT", cls.recording_format).lower(),
             recording_sample_rate=int(env.get("RECORDING_SAMPLE_RATE", cls.recording_sample_rate)),
             fallback_number=env.get("FALLBACK_NUMBER", ""),
+            trusted_proxies=int(env.get("TRUSTED_PROXIES", cls.trusted_proxies)),
+            session_idle_hours=float(env.get("SESSION_IDLE_HOURS", cls.session_idle_hours)),
         )
         if config.recording_format not in RECORDING_FORMATS:
             raise ValueError(f"RECORDING_FORMAT={config.recording_format!r}: use {' or '.join(RECORDING_FORMATS)}")

@@ -22,10 +22,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from directo.core.models import Agent, Call
 from directo.core.services import Services
+from directo.core.states import Role
 from routing import agents as agent_admin
 from routing.callback_report import callback_report
 from routing.directory import normalise_number
-from voice.auth import current_identity, is_supervisor, log_out
+from voice.auth import current_agent, current_identity, is_supervisor
 from voice.supervisor import actions, board, call_log, charts, complaints_register
 from voice.supervisor.call_log import FilterError, Filters
 
@@ -41,16 +42,12 @@ def services() -> Services:
 
 @bp.before_request
 def supervisors_only() -> BaseResponse | None:
-    """Every view here, static files included, is for logged-in, still-active supervisors only."""
-    if current_identity() is None:
+    """Every view here, static files included, is for logged-in, still-active supervisors only (as the database
+    says on this request, not as the cookie remembers)."""
+    if current_agent() is None:
         return redirect(url_for("agent.login"))
     if not is_supervisor():
         abort(403, "supervisors only")
-    with services().db.session() as db:
-        me = db.scalar(select(Agent).where(Agent.identity == current_identity()))
-    if me is None or not me.active or me.role != "supervisor":
-        log_out()
-        abort(401, "log in again")
     return None
 
 
@@ -169,7 +166,7 @@ def cancel(callback_id: int) -> BaseResponse:
 @bp.get("/agents")
 def agents() -> str:
     return render_template("supervisor/agents.html", agents=actions.agent_rows(services()), section="agents",
-                           me=current_identity())
+                           me=current_identity(), roles=list(Role))
 
 
 @bp.post("/agents")
@@ -199,6 +196,14 @@ def set_active(identity: str) -> BaseResponse:
     if not active and identity == current_identity():
         abort(400, "you cannot deactivate yourself")
     return _act(lambda svc, _reason: actions.set_active(svc, identity, active), "agents", reason_required=False)
+
+
+@bp.post("/agents/<identity>/role")
+def set_role(identity: str) -> BaseResponse:
+    if identity == current_identity():
+        abort(400, "you cannot change your own role")
+    return _act(lambda svc, _reason: actions.set_role(svc, identity, request.form.get("role", "")), "agents",
+                reason_required=False)
 
 
 def _act(action: Any, back: str, *, reason_required: bool = True) -> BaseResponse:

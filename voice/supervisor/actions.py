@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from directo.core.languages import SUPPORTED_LANGUAGES
 from directo.core.models import Agent, Callback, CallEvent, utcnow
 from directo.core.services import Services
+from directo.core.states import Role
 from routing import agents as agent_admin
 from routing.callbacks import dispatch
 from routing.presence import presence
@@ -140,5 +141,18 @@ def set_active(svc: Services, identity: str, active: bool) -> str:
         except agent_admin.AgentError as busy:
             raise Conflict(str(busy)) from None
     with svc.db.session() as session:
-        session.execute(update(Agent).where(Agent.identity == identity).values(active=active))
+        # Through the ORM, so the change ends every session the person has open (models.SESSION_ENDING_CHANGES).
+        session.scalars(select(Agent).where(Agent.identity == identity)).one().active = active
     return f"{identity} {'reactivated' if active else 'deactivated'}"
+
+
+def set_role(svc: Services, identity: str, role: str) -> str:
+    """A new role takes effect at once: the person's open sessions end, and they log in again as what they are."""
+    if role not in set(Role):
+        raise Invalid(f"role must be one of {', '.join(Role)}")
+    with svc.db.session() as session:
+        agent = session.scalar(select(Agent).where(Agent.identity == identity))
+        if agent is None:
+            raise Invalid(f"no agent {identity!r}")
+        agent.role = role
+    return f"{identity} is now {role}"
