@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from directo.core.config import Config
 from directo.core.services import Services
+from voice import throttle
 from voice.auth import SessionCookies, csrf
 
 
@@ -52,6 +53,7 @@ def create_app(config: Config | None = None) -> Flask:
     csrf.exempt(webhooks)
     csrf.exempt(callback_webhooks)
     csrf.init_app(app)
+    throttle.init_app(app, services)
 
     @app.before_request
     def _start_timer() -> None:

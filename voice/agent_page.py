@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_limiter import RequestLimit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.jwt.access_token import AccessToken
@@ -30,7 +32,7 @@ from directo.core.models import Agent, Call, Callback, Recording
 from directo.core.services import Services
 from routing import agents as agent_admin
 from routing.presence import presence
-from voice import agent_context, agent_events
+from voice import agent_context, agent_events, throttle
 from voice.agent_text import TEXT, choose_language
 from voice.auth import current_agent, is_supervisor, log_in, log_out, login_required
 
@@ -74,7 +76,19 @@ def _me() -> Agent:
     return agent
 
 
+def _too_many_logins(limit: RequestLimit) -> Response:
+    """A 429 that says when to try again, in the page's language (the Retry-After header says it to machines)."""
+    language = _language()
+    minutes = max(1, math.ceil((limit.reset_at - time.time()) / 60))
+    return Response(render_template("agent/login.html", t=TEXT[language], language=language, failed=False,
+                                    wait_minutes=minutes, identity=request.form.get("identity", "")), 429)
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@throttle.limiter.limit(throttle.per_address, key_func=throttle.client_address, methods=["POST"],
+                        deduct_when=throttle.failed_login, on_breach=_too_many_logins)
+@throttle.limiter.limit(throttle.per_identity, key_func=throttle.identity_tried, methods=["POST"],
+                        deduct_when=throttle.failed_login, on_breach=_too_many_logins)
 def login() -> Any:
     language = _language()
     if request.method == "GET":

@@ -76,6 +76,9 @@ class Config:
     trusted_proxies: int = 0
     # A session unused for this long (a working day) ends; every request renews it.
     session_idle_hours: float = 8.0
+    # Failed logins allowed before the agent page answers 429 (limits' notation, e.g. "5 per 5 minutes").
+    login_failures_per_identity: str = "5 per 5 minutes"
+    login_failures_per_address: str = "30 per 5 minutes"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -111,6 +114,8 @@ class Config:
             fallback_number=env.get("FALLBACK_NUMBER", ""),
             trusted_proxies=int(env.get("TRUSTED_PROXIES", cls.trusted_proxies)),
             session_idle_hours=float(env.get("SESSION_IDLE_HOURS", cls.session_idle_hours)),
+            login_failures_per_identity=env.get("LOGIN_FAILURES_PER_IDENTITY", cls.login_failures_per_identity),
+            login_failures_per_address=env.get("LOGIN_FAILURES_PER_ADDRESS", cls.login_failures_per_address),
         )
         if config.recording_format not in RECORDING_FORMATS:
             raise ValueError(f"RECORDING_FORMAT={config.recording_format!r}: use {' or '.join(RECORDING_FORMATS)}")
