@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -35,6 +36,12 @@ WORKER_RETRY_SECONDS = 2
 def run(host: str, port: int, web_workers: int, threads: int) -> None:
     """Run the web app (gunicorn) and an RQ worker, with a private Redis when REDIS_URL is not set."""
     config = Config.from_env()
+    if not config.public_base_url and reachable_from_elsewhere(host):
+        raise click.UsageError(
+            f"--host {host} accepts connections from other machines, so Directo must know the URL Twilio and the "
+            f"agents use: set PUBLIC_BASE_URL (e.g. PUBLIC_BASE_URL=https://cc.example.com, served over TLS), and "
+            f"TRUSTED_PROXIES=1 if a reverse proxy in front sets X-Forwarded-For/-Proto/-Host. Without them, "
+            f"webhook signatures would be checked against whatever Host a request names.")
     # A private Redis started for this run is stopped with it; one that was already running is left alone.
     private = None if config.redis_url else EmbeddedRedis(Path(config.data_dir) / "redis")
     if private is not None and private.running():
@@ -98,6 +105,16 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
         if private is not None:
             private.stop()
     sys.exit(web.returncode or worker.returncode or 0)
+
+
+def reachable_from_elsewhere(host: str) -> bool:
+    """Anything but a loopback address (a name may resolve to anything, so only 'localhost' counts as local)."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 @click.command()
