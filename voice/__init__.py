@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from directo.core.config import Config
 from directo.core.services import Services
-from voice import throttle
+from voice import headers, throttle
 from voice.auth import SessionCookies, csrf
 
 
@@ -54,6 +54,7 @@ def create_app(config: Config | None = None) -> Flask:
     csrf.exempt(callback_webhooks)
     csrf.init_app(app)
     throttle.init_app(app, services)
+    headers.init_app(app)
 
     @app.before_request
     def _start_timer() -> None:
