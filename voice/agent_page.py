@@ -28,7 +28,7 @@ from twilio.jwt.access_token.grants import VoiceGrant
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from directo.core.models import Agent, Call, Callback, Recording
+from directo.core.models import Agent, Call, Callback, CallNote, Recording
 from directo.core.services import Services
 from routing import agents as agent_admin
 from routing.presence import presence
@@ -200,8 +200,14 @@ def notes(call_sid: str) -> dict[str, Any]:
         abort(400, f"notes are limited to {MAX_NOTES} characters")
     me = _me()
     with services().db.session() as db:
-        call = _own_call(db, call_sid, me, supervisors_too=False)
-        call.notes = text
+        call = db.scalar(select(Call).where(Call.call_sid == call_sid))
+        if call is None:
+            abort(404, f"no call {call_sid}")
+        if not agent_context.took(call, me.id):
+            abort(403, "only the agent who took this call writes its notes")
+        if text != call.notes:  # every version is kept, with who wrote it and when
+            call.notes = text
+            db.add(CallNote(call_id=call.id, agent_id=me.id, notes=text))
     return {"call_sid": call_sid, "notes": text}
 
 
