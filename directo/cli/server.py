@@ -25,6 +25,8 @@ from directo.core.services import resolve_redis_url
 from routing import agents as agent_admin
 
 WORKER_RETRY_SECONDS = 2
+# gunicorn loads it by name: the access log never shows a media link's token.
+ACCESS_LOG = "voice.access_log.RedactingLogger"
 
 
 @click.command()
@@ -60,7 +62,7 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     web = subprocess.Popen(
         [gunicorn, "--bind", f"{host}:{port}", "--workers", str(web_workers), "--threads", str(threads),
-         "--worker-class", "gthread", "--access-logfile", "-", "voice:create_app()"],
+         "--worker-class", "gthread", "--access-logfile", "-", "--logger-class", ACCESS_LOG, "voice:create_app()"],
         env=env,
     )
     worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env)
