@@ -94,7 +94,7 @@ class Config:
             twilio_api_base_url=env.get("TWILIO_API_BASE_URL", ""),
             public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
             redis_url=env.get("REDIS_URL", ""),
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'directo.core.db'}",
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'directo.db'}",
             recordings_dir=env.get("RECORDINGS_DIR") or str(data_dir / "recordings"),
             secret_key=env.get("SECRET_KEY") or _local_secret(data_dir, "secret_key"),
             data_dir=str(data_dir),
