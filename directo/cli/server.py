@@ -19,7 +19,7 @@ from rq import Worker
 
 from directo.cli.common import services
 from directo.core import periodic
-from directo.core.config import Config
+from directo.core.config import Config, redacted
 from directo.core.embedded_redis import EmbeddedRedis
 from directo.core.services import resolve_redis_url
 from routing import agents as agent_admin
@@ -71,8 +71,8 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
         f"Directo is up.\n"
         f"  Twilio voice webhook:   POST {public}/voice/incoming\n"
         f"  Twilio status callback: POST {public}/voice/status\n"
-        f"  Redis:    {env['REDIS_URL']}\n"
-        f"  Database: {config.database_url}\n"
+        f"  Redis:    {redacted(env['REDIS_URL'])}\n"
+        f"  Database: {redacted(config.database_url)}\n"
         f"  Webhooks are checked against TWILIO_AUTH_TOKEN"
         f"{'' if os.environ.get('TWILIO_AUTH_TOKEN') else ' (a local one, in ' + config.data_dir + ')'}.\n"
         f"Stop with Ctrl-C."

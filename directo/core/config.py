@@ -9,8 +9,10 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from directo.core.languages import SUPPORTED_LANGUAGES
+from directo.core.private_files import private_directory
 
 RECORDING_FORMATS = ("mp3", "wav")
 
@@ -28,7 +30,7 @@ def _local_secret(data_dir: Path, name: str) -> str:
     """
     path = data_dir / name
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(data_dir)
         descriptor, temporary = tempfile.mkstemp(dir=data_dir, prefix=f".{name}.")  # readable by its owner only
         try:
             with os.fdopen(descriptor, "w") as handle:
@@ -38,6 +40,19 @@ def _local_secret(data_dir: Path, name: str) -> str:
         finally:
             os.unlink(temporary)
     return path.read_text().strip()
+
+
+def redacted(url: str) -> str:
+    """A connection URL fit to print or log: any password (in the user part or as ?password=) becomes ***."""
+    parts = urlsplit(url)
+    user, at, host = parts.netloc.rpartition("@")
+    if at and ":" in user:
+        url = url.replace(parts.netloc, f"{user.split(':', 1)[0]}:***@{host}", 1)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key.lower() == "password" for key, _ in pairs):
+        query = urlencode([(key, "***" if key.lower() == "password" else value) for key, value in pairs], safe="*/")
+        url = url.replace("?" + parts.query, "?" + query, 1)
+    return url
 
 
 @dataclass(frozen=True)
