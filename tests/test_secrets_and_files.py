@@ -4,10 +4,8 @@ user's alone (directories 0700, files 0600), however loose an older version left
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -17,7 +15,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import make_url
-from test_run import _free_port
+from test_run import _free_port, directo_run
 
 from directo.core.config import Config, redacted
 from directo.core.db import fresh_database
@@ -90,29 +88,12 @@ def test_directo_run_shows_no_password_and_no_media_token_and_keeps_its_files_pr
             (data / "directo.db").touch(mode=0o644)
         else:  # PostgreSQL here lets the local user in whatever the password: enough to see it never printed
             env["DATABASE_URL"] = _with_password(fresh)
-        port = _free_port()
         output = tmp_path / "run.log"
-        with output.open("w") as log:
-            process = subprocess.Popen([sys.executable, "-m", "directo.cli", "run", "--port", str(port),
-                                        "--threads", "4"], env=env, stdout=log, stderr=subprocess.STDOUT)
-            base = f"http://127.0.0.1:{port}"
-            try:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        if requests.get(base + "/health", timeout=1).ok:
-                            break
-                    except requests.RequestException:
-                        pass
-                    assert process.poll() is None and time.monotonic() < deadline, output.read_text()
-                    time.sleep(0.2)
-                expires = int(time.time()) + 600
-                secret = token("whatever", 1, expires)
-                assert requests.get(f"{base}/media/recordings/1/{expires}/{secret}", timeout=5).status_code == 404
-                time.sleep(2)  # the worker starts, the access log is written
-            finally:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=60)
+        with directo_run(env, output, "--threads", "4") as base:
+            expires = int(time.time()) + 600
+            secret = token("whatever", 1, expires)
+            assert requests.get(f"{base}/media/recordings/1/{expires}/{secret}", timeout=5).status_code == 404
+            time.sleep(2)  # the worker starts, the access log is written
     printed = output.read_text()
     assert "Directo is up." in printed and "Redis:    redis://:***@127.0.0.1" in printed, printed
     for secret_text in (REDIS_PASSWORD, DATABASE_PASSWORD, secret):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from directo.core.languages import SUPPORTED_LANGUAGES
 from directo.core.models import Agent, Callback, CallEvent, utcnow
@@ -121,9 +122,7 @@ def set_languages(svc: Services, identity: str, raw: str) -> str:
     if presence(svc).state(identity).get("status") not in (None, "offline", "away"):
         raise Conflict(f"{identity} is taking calls: set them away or offline before changing languages")
     with svc.db.session() as session:
-        agent = session.scalar(select(Agent).where(Agent.identity == identity))
-        if agent is None:
-            raise Invalid(f"no agent {identity!r}")
+        agent = _agent(session, identity)
         agent.languages = codes
         presence(svc).register(agent)
     return f"{identity} now speaks {', '.join(codes)}"
@@ -131,10 +130,7 @@ def set_languages(svc: Services, identity: str, raw: str) -> str:
 
 def set_active(svc: Services, identity: str, active: bool) -> str:
     with svc.db.session() as session:
-        agent = session.scalar(select(Agent).where(Agent.identity == identity))
-        if agent is None:
-            raise Invalid(f"no agent {identity!r}")
-        was_active = agent.active
+        was_active = _agent(session, identity).active
     if not active and was_active:
         try:
             agent_admin.set_status(svc, identity, "offline")  # out of routing first; refused while on a call
@@ -142,7 +138,7 @@ def set_active(svc: Services, identity: str, active: bool) -> str:
             raise Conflict(str(busy)) from None
     with svc.db.session() as session:
         # Through the ORM, so the change ends every session the person has open (models.SESSION_ENDING_CHANGES).
-        session.scalars(select(Agent).where(Agent.identity == identity)).one().active = active
+        _agent(session, identity).active = active
     return f"{identity} {'reactivated' if active else 'deactivated'}"
 
 
@@ -151,8 +147,12 @@ def set_role(svc: Services, identity: str, role: str) -> str:
     if role not in set(Role):
         raise Invalid(f"role must be one of {', '.join(Role)}")
     with svc.db.session() as session:
-        agent = session.scalar(select(Agent).where(Agent.identity == identity))
-        if agent is None:
-            raise Invalid(f"no agent {identity!r}")
-        agent.role = role
+        _agent(session, identity).role = role
     return f"{identity} is now {role}"
+
+
+def _agent(session: Session, identity: str) -> Agent:
+    agent = session.scalar(select(Agent).where(Agent.identity == identity))
+    if agent is None:
+        raise Invalid(f"no agent {identity!r}")
+    return agent
