@@ -173,7 +173,7 @@ def events() -> Response:
 def call_context(call_sid: str) -> dict[str, Any]:
     me = _me()
     with services().db.session() as db:
-        call = _own_call(db, call_sid, me, supervisors_too=True)
+        call = _own_call(db, call_sid, me)
         return agent_context.call_context(db, call, None if is_supervisor() and call.agent_id != me.id else me.id)
 
 
@@ -200,9 +200,7 @@ def notes(call_sid: str) -> dict[str, Any]:
         abort(400, f"notes are limited to {MAX_NOTES} characters")
     me = _me()
     with services().db.session() as db:
-        call = db.scalar(select(Call).where(Call.call_sid == call_sid))
-        if call is None:
-            abort(404, f"no call {call_sid}")
+        call = _call(db, call_sid)
         if not agent_context.took(call, me.id):
             abort(403, "only the agent who took this call writes its notes")
         if text != call.notes:  # every version is kept, with who wrote it and when
@@ -242,10 +240,16 @@ def sdk() -> Response:
     return send_file(path, mimetype="text/javascript", max_age=3600)
 
 
-def _own_call(db: Session, call_sid: str, me: Agent, *, supervisors_too: bool) -> Call:
+def _call(db: Session, call_sid: str) -> Call:
     call = db.scalar(select(Call).where(Call.call_sid == call_sid))
     if call is None:
         abort(404, f"no call {call_sid}")
-    if not (supervisors_too and is_supervisor()) and not agent_context.reserved_to(db, call, me.id, me.identity):
+    return call
+
+
+def _own_call(db: Session, call_sid: str, me: Agent) -> Call:
+    """A call this agent was rung for (any attempt), or any call for a supervisor."""
+    call = _call(db, call_sid)
+    if not is_supervisor() and not agent_context.reserved_to(db, call, me.id, me.identity):
         abort(403, "this call is not yours")
     return call
