@@ -118,3 +118,23 @@ def test_recordings_and_a_new_database_are_created_private(tmp_path: Path, redis
         services.close()
     assert mode(data) == 0o700 and mode(data / "directo.db") == 0o600
     assert mode(data / "twilio_auth_token") == 0o600 and mode(data / "secret_key") == 0o600
+
+
+def test_an_existing_database_file_is_only_tightened_never_opened(tmp_path: Path, monkeypatch) -> None:
+    """Opening and closing a SQLite file would drop this process's locks on it under its live connections (the
+    suite saw 'disk I/O error' when a second app started on the database of a first): chmod only."""
+    from directo.core import private_files
+
+    existing = tmp_path / "directo.db"
+    existing.write_bytes(b"")
+    existing.chmod(0o644)
+
+    real_open = os.open
+
+    def create_only(path: object, flags: int, *args: object) -> int:
+        assert flags & os.O_EXCL, f"{path} opened as it is"  # O_EXCL fails on an existing file: no descriptor
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(private_files.os, "open", create_only)
+    private_files.private_file(existing)
+    assert mode(existing) == 0o600

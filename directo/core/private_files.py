@@ -24,9 +24,15 @@ def private_directory(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """Create the file empty for its owner only (before anyone writes into it), or tighten it if it exists."""
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE))
-    tighten(path, FILE_MODE)
+    """Create the file empty for its owner only (before anyone writes into it), or tighten it if it exists.
+
+    An existing file is never opened: closing any descriptor of a SQLite database drops every POSIX lock this
+    process holds on it, under the feet of its open connections.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+    except FileExistsError:
+        tighten(path, FILE_MODE)
     return path
 
 
