@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+
+import requests  # noqa: E402
 
 from directo.core.config import Config  # noqa: E402
 from directo.core.db import fresh_database  # noqa: E402
@@ -38,3 +42,30 @@ def private_stack(database_url: str = "", **env: str) -> Iterator[tuple[Services
         finally:
             svc.close()
             redis.stop()
+
+
+def wait_until_up(base: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(base + "/health", timeout=1)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@contextmanager
+def gunicorn(app: str, port: int, env: dict[str, str], threads: int) -> Iterator[str]:
+    """`app` served as `directo run` serves the real one (gunicorn, 2 gthread workers): its URL once it answers."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", str(threads),
+         "--worker-class", "gthread", "--log-level", "warning", app], cwd=TOP, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -18,28 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+
+from harness import wait_until_up  # noqa: E402
 
 from directo.core.config import Config  # noqa: E402
 from directo.core.embedded_redis import EmbeddedRedis  # noqa: E402
 from directo.core.services import Services  # noqa: E402
 from directo.simulate import Options, Simulation  # noqa: E402
 from directo.simulate.run import OUR_NUMBER  # noqa: E402
-
-
-def wait_until_up(base: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            requests.get(base + "/health", timeout=1)
-            return
-        except requests.RequestException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def main() -> None:

@@ -15,14 +15,12 @@ import argparse
 import itertools
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from harness import TOP, percentile, private_stack
+from harness import gunicorn, percentile, private_stack
 from twilio.request_validator import RequestValidator
 
 from directo.core.states import AgentStatus, CallStatus
@@ -53,12 +51,6 @@ def measure(
     args: argparse.Namespace, env: dict[str, str], throughput: dict[str, float]
 ) -> dict[str, list[tuple[float, float]]]:
     """The app under gunicorn, as `directo run` serves it; alternating rounds of the floor and /voice/incoming."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2", "--threads", "8",
-         "--worker-class", "gthread", "--log-level", "warning", "bench.floor_app:app"],
-        cwd=TOP, env=env,
-    )
-    base = f"http://127.0.0.1:{args.port}"
     sids = itertools.count()
 
     def floor(_: int) -> tuple[float, float]:
@@ -81,16 +73,7 @@ def measure(
                                  "CallStatus": CallStatus.IN_PROGRESS})
         return server_ms, client_ms
 
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/health", timeout=1)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with gunicorn("bench.floor_app:app", args.port, env, threads=8) as base:
         steps = {"floor": floor, "bound": bound, "incoming": incoming}
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
         busy = dict.fromkeys(steps, 0.0)  # wall time spent on each endpoint's rounds, for throughput
@@ -105,9 +88,6 @@ def measure(
                     busy[name] += time.perf_counter() - started
         throughput.update({name: len(results[name]) / seconds for name, seconds in busy.items()})
         return results
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main() -> None:

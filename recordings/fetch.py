@@ -9,6 +9,7 @@ import struct
 import warnings
 import wave
 from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 import imageio_ffmpeg
 import requests
@@ -16,6 +17,7 @@ from rq import Retry
 from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
+from directo.core.config import Config
 from directo.core.jobs import current_services
 from directo.core.models import Complaint, Recording, utcnow
 from directo.core.services import Services
@@ -44,10 +46,15 @@ FETCH_RETRY = Retry(max=6, interval=[10, 30, 60, 300, 900, 3600])
 # What Twilio says of a recording -> our copy's state: a completed one is ours to fetch.
 TERMINAL = {RecordingStatus.COMPLETED: RecordingState.PENDING, RecordingStatus.ABSENT: RecordingState.ABSENT,
             RecordingStatus.FAILED: RecordingState.FAILED}
+TWILIO_API = "https://api.twilio.com"
 
 
 class BadMedia(ValueError):
     """What Twilio served is not a whole WAV file; fetching again may get the whole one."""
+
+
+class UntrustedMediaUrl(ValueError):
+    """A recording URL outside the configured Twilio API host: the account's credentials are never sent there."""
 
 
 def recording_status(unit: Unit, svc: Services, complaint_id: int, form: Mapping[str, str]) -> VoiceResponse:
@@ -95,6 +102,10 @@ def fetch_recording(recording_id: int) -> str | None:
         fmt = svc.config.recording_format
         normalised, duration_ms = normalise(media, fmt, svc.config.recording_sample_rate)
         stored = LocalStorage(svc.config.recordings_dir).put(normalised, fmt)
+    except UntrustedMediaUrl as refused:
+        logger.error("recording %s: %s", sid, refused)
+        _refused(svc, recording_id, str(refused))
+        return None  # fetching again would never be allowed: no retry
     except Exception as error:
         logger.exception("recording %s: fetch failed", sid)
         _failed(svc, recording_id, error)
@@ -125,11 +136,41 @@ def _failed(svc: Services, recording_id: int, error: Exception) -> None:
                                                                  "error": recording.last_error}, complaint_id)
 
 
+def _refused(svc: Services, recording_id: int, why: str) -> None:
+    with svc.db.session() as session:
+        recording = session.get(Recording, recording_id)
+        recording.state, recording.last_error = RecordingState.FAILED, why[:500]
+        complaint_id = session.scalar(select(Complaint.id).where(Complaint.recording_id == recording_id))
+        if complaint_id is not None:
+            audit.append(session, "recording-fetch-refused", {"recording_sid": recording.twilio_sid, "error": why},
+                         complaint_id)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default_port = {"https": 443, "http": 80}.get(parts.scheme)
+    try:
+        port = parts.port or default_port
+    except ValueError:  # a port that is not a number
+        port = None
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def twilio_media_url(config: Config, url: str) -> str:
+    """The URL of a recording's WAV, if it is on the Twilio API host Directo is configured for (api.twilio.com, or
+    TWILIO_API_BASE_URL); anything else a callback named is refused, so the credentials never go there."""
+    allowed = _origin(config.twilio_api_base_url or TWILIO_API)
+    parts = urlsplit(url)
+    if _origin(url) != allowed or parts.username is not None or parts.password is not None:
+        raise UntrustedMediaUrl(f"recording URL {url[:200]!r} is not on {allowed[0]}://{allowed[1]}: not fetched")
+    return url if parts.path.endswith(".wav") else urlunsplit(parts._replace(path=parts.path + ".wav"))
+
+
 def download(svc: Services, url: str) -> bytes:
     """The WAV media (Twilio serves WAV at the bare URL and at .wav), with the account's credentials."""
     config = svc.config
-    response = requests.get(url if url.endswith(".wav") else url + ".wav",
-                            auth=(config.twilio_account_sid, config.twilio_auth_token), timeout=FETCH_TIMEOUT)
+    response = requests.get(twilio_media_url(config, url), auth=(config.twilio_account_sid, config.twilio_auth_token),
+                            timeout=FETCH_TIMEOUT)
     response.raise_for_status()
     return response.content
 

@@ -8,6 +8,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from directo.core.private_files import private_directory
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -29,9 +31,9 @@ class LocalStorage:
         key = f"{sha[:2]}/{sha}.{extension}"
         path = self.root / key
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(path.parent)  # recordings are customers' voices: the server's user alone
             # Write then rename: a crash never leaves a half-written file under a content address.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")  # 0600, kept by the rename
             try:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -134,7 +134,17 @@ def set_active(svc: Services, identity: str, active: bool) -> None:
     if not active and was_active:
         agents.set_status(svc, identity, AgentStatus.OFFLINE)
     with svc.db.session() as session:
-        session.execute(update(Agent).where(Agent.identity == identity).values(active=active))
+        # Through the ORM, so the change ends every session the person has open (models.SESSION_ENDING_CHANGES).
+        _agent(session, identity).active = active
+
+
+def set_role(svc: Services, identity: str, role: str) -> str:
+    """A new role takes effect at once: the person's open sessions end, and they log in again as what they are."""
+    if role not in tuple(Role):
+        raise Refused(f"role must be one of {', '.join(Role)}")
+    with svc.db.session() as session:
+        _agent(session, identity).role = role
+    return role
 
 
 def list_agents(svc: Services) -> list[AgentView]:

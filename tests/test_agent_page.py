@@ -13,7 +13,7 @@ import jwt
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
-from test_incoming import complete_call
+from test_incoming import complete_call, dial_of
 
 from directo.cli import main
 from directo.core.models import Agent, Call, Callback, Complaint, Customer, Recording, utcnow
@@ -263,6 +263,9 @@ def test_notes_are_saved_on_the_call_by_its_agent_only(services, twilio, page, o
     assert other.post("/agent/calls/CA02/notes", {"notes": "mine now"}).status_code == 403
     assert page.post("/agent/calls/CA02/notes", {"notes": "x" * 10_001}).status_code == 400
     assert page.post("/agent/calls/CA02/notes", {"notes": 7}).status_code == 400
+    assert page.post("/agent/calls/CA02/notes", {"notes": "early"}).status_code == 403, "ringing, not taken yet"
+    leg_url = dial_of(twilio.incoming("CA02", from_=CALLER)).find("Client").get("statusCallback")  # a redelivery
+    twilio.agent_leg(leg_url, "CA02", "in-progress", "client:ana")
     saved = page.post("/agent/calls/CA02/notes", {"notes": "wants a refund"})
     assert saved.status_code == 200
     with services.db.session() as session:

@@ -26,15 +26,16 @@ from test_incoming import CALLER, add, complete_call, dial_of, path_of
 
 from directo.cli import main
 from directo.core.jobs import use_services
-from directo.core.models import AuditEntry, Call, Complaint, Recording, SmsMessage, utcnow
+from directo.core.models import Agent, AuditEntry, Call, Complaint, Recording, SmsMessage, utcnow
 from recordings import audit
 from recordings.acknowledgement import sms_body
 from recordings.complaints import flag
 from recordings.errors import NotAllowed
 from recordings.references import format_reference
+from routing import agents as admin
 from standin import Answer, StandIn
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
-from voice.auth import IDENTITY_KEY, ROLE_KEY
+from voice.auth import IDENTITY_KEY, VERSION_KEY
 
 OUR_NUMBER = "+34910000000"
 ANA, BEA = "ana", "bea"
@@ -73,12 +74,17 @@ def worker(services):
 
 
 def log_in(app, client, identity: str, role: str = "agent") -> dict[str, str]:
-    """A logged-in browser session and the CSRF header its page would send."""
+    """A logged-in browser session (of an agent on record, added if need be) and the CSRF header its page sends."""
+    services = app.extensions["directo"]
+    with services.db.session() as session:
+        agent = session.scalar(select(Agent).where(Agent.identity == identity))
+    if agent is None:
+        agent = admin.add_agent(services, identity, identity.title(), ["es"], role=role)
     with app.test_request_context():
         token = generate_csrf()
         raw = flask.session["csrf_token"]
     with client.session_transaction() as session:
-        session.update({IDENTITY_KEY: identity, ROLE_KEY: role, "csrf_token": raw})
+        session.update({IDENTITY_KEY: identity, VERSION_KEY: agent.session_version, "csrf_token": raw})
     return {"X-CSRFToken": token}
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,31 +31,38 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@contextmanager
+def directo_run(env: dict[str, str], log_path: Path, *options: str) -> Iterator[str]:
+    """`directo run` started as a user starts it (its output into `log_path`): its URL once it answers; stopped
+    with SIGTERM afterwards."""
+    port = _free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "directo.cli", "run", "--port", str(port), *options],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if requests.get(base + "/health", timeout=1).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, "directo run did not come up"
+                time.sleep(0.2)
+            yield base
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "PUBLIC_BASE_URL")}
     env.update(DIRECTO_DATA_DIR=str(tmp_path), TWILIO_AUTH_TOKEN=TOKEN)
-    log = (tmp_path / "run.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "directo.cli", "run", "--port", str(port), "--threads", "8"],
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base + "/health", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "directo run did not come up"
-        time.sleep(0.2)
-    try:
+    with directo_run(env, tmp_path / "run.log", "--threads", "8") as base:
         yield base, env
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-        log.close()
-        assert not EmbeddedRedis(tmp_path / "redis").running(), "the private Redis stops with the server"
+    assert not EmbeddedRedis(tmp_path / "redis").running(), "the private Redis stops with the server"
 
 
 def webhook(base: str, path: str, params: dict[str, str]) -> str:

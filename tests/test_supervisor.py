@@ -89,7 +89,8 @@ def test_only_logged_in_supervisors_reach_any_console_page(console, services, su
         assert form(agent, path, {"reason": "x"}).status_code == 403, path
     with services.db.session() as session:  # a deactivated supervisor's session stops working at once
         session.execute(text("UPDATE agents SET active = :no WHERE identity = 'sara'"), {"no": False})
-    assert sup.get("/supervisor/calls").status_code == 401
+    ended = sup.get("/supervisor/calls")
+    assert ended.status_code == 302 and ended.headers["Location"].endswith("/agent/login")
 
 
 def test_call_log_shows_who_answered_whom_and_filters_by_agent_caller_outcome_and_date(services, twilio, sup) -> None:

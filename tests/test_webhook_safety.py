@@ -53,7 +53,10 @@ def test_parameters_twilio_adds_without_notice_are_covered_by_the_signature(serv
     assert answer.status == 200 and client_identity(answer) == "ana"
 
 
-def test_behind_a_proxy_the_forwarded_public_url_is_what_twilio_signed(services, client) -> None:
+def test_behind_a_proxy_the_forwarded_public_url_is_what_twilio_signed(config, clean) -> None:
+    app = create_app(replace(config, trusted_proxies=1))  # TRUSTED_PROXIES=1: one proxy in front, trusted
+    client = app.test_client()
+    services = app.extensions["directo"]
     add(services, "ana")
     params = {"CallSid": "CA1", "From": "+34600111222", "AccountSid": ACCOUNT_SID}
     public = "https://directo.example.com/voice/incoming"
@@ -64,6 +67,7 @@ def test_behind_a_proxy_the_forwarded_public_url_is_what_twilio_signed(services,
         headers={"X-Twilio-Signature": signature, "X-Forwarded-Proto": "https", "X-Forwarded-Host":
                  "directo.example.com"},
     )
+    services.close()
     assert response.status_code == 200
 
 

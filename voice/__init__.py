@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from directo.core.config import Config
 from directo.core.services import Services
-from voice.auth import csrf
+from voice import headers, throttle
+from voice.auth import SessionCookies, csrf
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -23,13 +25,22 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["SECRET_KEY"] = config.secret_key
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=config.public_base_url.startswith("https://"),
+                      PERMANENT_SESSION_LIFETIME=timedelta(hours=config.session_idle_hours),
                       WTF_CSRF_TIME_LIMIT=None)
-    # Behind a proxy, signatures are checked against the URL Twilio used: trust one proxy's proto and host.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    app.session_interface = SessionCookies()
+    if config.trusted_proxies:
+        # Only proxies the operator named may say who the client is and which URL it used (signatures are checked
+        # against that URL when PUBLIC_BASE_URL is unset); anyone else's X-Forwarded-* headers are ignored.
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     services = Services.build(config)
     services.db.migrate()
     app.extensions["directo"] = services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not config.public_base_url:
+        logging.getLogger(__name__).warning(
+            "PUBLIC_BASE_URL is not set: webhooks are checked against the Host each request names, which is safe "
+            "only on a loopback address; set it to the URL Twilio uses (e.g. https://cc.example.com)")
 
     from voice.agent_page import bp as agent_page
     from voice.callback_webhooks import bp as callback_webhooks
@@ -44,6 +55,8 @@ def create_app(config: Config | None = None) -> Flask:
     csrf.exempt(webhooks)
     csrf.exempt(callback_webhooks)
     csrf.init_app(app)
+    throttle.init_app(app, services)
+    headers.init_app(app)
 
     @app.before_request
     def _start_timer() -> None:

@@ -15,8 +15,13 @@ from directo.core.states import Direction, RecordingState
 RECENT_CALLS = 5
 
 
+def took(call: Call, agent_id: int) -> bool:
+    """This agent answered the call: only they write its notes (an agent it merely rang does not)."""
+    return call.agent_id == agent_id and call.answered_at is not None
+
+
 def reserved_to(session: Session, call: Call, agent_id: int, identity: str) -> bool:
-    """The call is (or was, at any attempt) reserved to this agent: they may see it and keep notes on it."""
+    """The call is (or was, at any attempt) reserved to this agent: they may see who is calling."""
     if call.agent_id == agent_id:
         return True
     tried = session.scalars(select(CallEvent.detail).where(CallEvent.call_id == call.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_limiter import RequestLimit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.jwt.access_token import AccessToken
@@ -26,15 +28,15 @@ from twilio.jwt.access_token.grants import VoiceGrant
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from directo.core.models import Agent, Call, Callback, Recording
+from directo.core.models import Agent, Call, Callback, CallNote, Recording
 from directo.core.services import Services
 from directo.core.states import SETTABLE, RecordingState, Role
 from routing import agents, roster
 from routing.errors import Refused
 from routing.presence import presence
-from voice import agent_context, agent_events
+from voice import agent_context, agent_events, throttle
 from voice.agent_text import TEXT, choose_language
-from voice.auth import current_identity, is_supervisor, log_in, log_out, login_required
+from voice.auth import current_agent, is_supervisor, log_in, log_out, login_required
 
 bp = Blueprint("agent", __name__, url_prefix="/agent", template_folder="templates",
                static_folder="static/agent", static_url_path="/static")
@@ -69,16 +71,26 @@ def _language(agent: Agent | None = None) -> str:
 
 
 def _me() -> Agent:
-    """The logged-in agent's record; a session for an agent who was removed or deactivated ends here."""
-    with services().db.session() as db:
-        agent = db.scalar(select(Agent).where(Agent.identity == current_identity()))
-    if agent is None or not agent.active:
-        log_out()
+    """The logged-in agent as the database has them now (see `voice.auth.current_agent`)."""
+    agent = current_agent()
+    if agent is None:
         abort(401, "log in again")
     return agent
 
 
+def _too_many_logins(limit: RequestLimit) -> Response:
+    """A 429 that says when to try again, in the page's language (the Retry-After header says it to machines)."""
+    language = _language()
+    minutes = max(1, math.ceil((limit.reset_at - time.time()) / 60))
+    return Response(render_template("agent/login.html", t=TEXT[language], language=language, failed=False,
+                                    wait_minutes=minutes, identity=request.form.get("identity", "")), 429)
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@throttle.limiter.limit(throttle.per_address, key_func=throttle.client_address, methods=["POST"],
+                        deduct_when=throttle.failed_login, on_breach=_too_many_logins)
+@throttle.limiter.limit(throttle.per_identity, key_func=throttle.identity_tried, methods=["POST"],
+                        deduct_when=throttle.failed_login, on_breach=_too_many_logins)
 def login() -> Any:
     language = _language()
     if request.method == "GET":
@@ -89,7 +101,7 @@ def login() -> Any:
         return render_template("agent/login.html", t=TEXT[language], language=language, failed=True,
                                identity=identity), 401
     chosen = session.get(LANGUAGE_KEY)  # a language picked on the login page outlives the fresh session
-    log_in(agent.identity, agent.role)
+    log_in(agent)
     if chosen:
         session[LANGUAGE_KEY] = chosen
     return redirect(url_for("supervisor.index" if agent.role == Role.SUPERVISOR else "agent.page"))
@@ -103,9 +115,9 @@ def logout() -> BaseResponse:
 
 @bp.get("/")
 def page() -> Any:
-    if current_identity() is None:
+    agent = current_agent()
+    if agent is None:
         return redirect(url_for("agent.login"))
-    agent = _me()
     language = _language(agent)
     return render_template("agent/page.html", t=TEXT[language], language=language, agent=agent,
                            other="en" if language == "es" else "es")
@@ -163,7 +175,7 @@ def events() -> Response:
 def call_context(call_sid: str) -> dict[str, Any]:
     me = _me()
     with services().db.session() as db:
-        call = _own_call(db, call_sid, me, supervisors_too=True)
+        call = _own_call(db, call_sid, me)
         return agent_context.call_context(db, call, None if is_supervisor() and call.agent_id != me.id else me.id)
 
 
@@ -190,8 +202,12 @@ def notes(call_sid: str) -> dict[str, Any]:
         abort(400, f"notes are limited to {MAX_NOTES} characters")
     me = _me()
     with services().db.session() as db:
-        call = _own_call(db, call_sid, me, supervisors_too=False)
-        call.notes = text
+        call = _call(db, call_sid)
+        if not agent_context.took(call, me.id):
+            abort(403, "only the agent who took this call writes its notes")
+        if text != call.notes:  # every version is kept, with who wrote it and when
+            call.notes = text
+            db.add(CallNote(call_id=call.id, agent_id=me.id, notes=text))
     return {"call_sid": call_sid, "notes": text}
 
 
@@ -226,10 +242,16 @@ def sdk() -> Response:
     return send_file(path, mimetype="text/javascript", max_age=3600)
 
 
-def _own_call(db: Session, call_sid: str, me: Agent, *, supervisors_too: bool) -> Call:
+def _call(db: Session, call_sid: str) -> Call:
     call = db.scalar(select(Call).where(Call.call_sid == call_sid))
     if call is None:
         abort(404, f"no call {call_sid}")
-    if not (supervisors_too and is_supervisor()) and not agent_context.reserved_to(db, call, me.id, me.identity):
+    return call
+
+
+def _own_call(db: Session, call_sid: str, me: Agent) -> Call:
+    """A call this agent was rung for (any attempt), or any call for a supervisor."""
+    call = _call(db, call_sid)
+    if not is_supervisor() and not agent_context.reserved_to(db, call, me.id, me.identity):
         abort(403, "this call is not yours")
     return call

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -18,12 +19,14 @@ from rq import Worker
 
 from directo.cli.common import services
 from directo.core import periodic
-from directo.core.config import Config
+from directo.core.config import Config, redacted
 from directo.core.embedded_redis import EmbeddedRedis
 from directo.core.services import resolve_redis_url
 from routing import agents
 
 WORKER_RETRY_SECONDS = 2
+# gunicorn loads it by name: the access log never shows a media link's token.
+ACCESS_LOG = "voice.access_log.RedactingLogger"
 
 
 @click.command()
@@ -35,6 +38,12 @@ WORKER_RETRY_SECONDS = 2
 def run(host: str, port: int, web_workers: int, threads: int) -> None:
     """Run the web app (gunicorn) and an RQ worker, with a private Redis when REDIS_URL is not set."""
     config = Config.from_env()
+    if not config.public_base_url and reachable_from_elsewhere(host):
+        raise click.UsageError(
+            f"--host {host} accepts connections from other machines, so Directo must know the URL Twilio and the "
+            f"agents use: set PUBLIC_BASE_URL (e.g. PUBLIC_BASE_URL=https://cc.example.com, served over TLS), and "
+            f"TRUSTED_PROXIES=1 if a reverse proxy in front sets X-Forwarded-For/-Proto/-Host. Without them, "
+            f"webhook signatures would be checked against whatever Host a request names.")
     # A private Redis started for this run is stopped with it; one that was already running is left alone.
     private = None if config.redis_url else EmbeddedRedis(Path(config.data_dir) / "redis")
     if private is not None and private.running():
@@ -53,7 +62,7 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     web = subprocess.Popen(
         [gunicorn, "--bind", f"{host}:{port}", "--workers", str(web_workers), "--threads", str(threads),
-         "--worker-class", "gthread", "--access-logfile", "-", "voice:create_app()"],
+         "--worker-class", "gthread", "--access-logfile", "-", "--logger-class", ACCESS_LOG, "voice:create_app()"],
         env=env,
     )
     worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env)
@@ -62,8 +71,8 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
         f"Directo is up.\n"
         f"  Twilio voice webhook:   POST {public}/voice/incoming\n"
         f"  Twilio status callback: POST {public}/voice/status\n"
-        f"  Redis:    {env['REDIS_URL']}\n"
-        f"  Database: {config.database_url}\n"
+        f"  Redis:    {redacted(env['REDIS_URL'])}\n"
+        f"  Database: {redacted(config.database_url)}\n"
         f"  Webhooks are checked against TWILIO_AUTH_TOKEN"
         f"{'' if os.environ.get('TWILIO_AUTH_TOKEN') else ' (a local one, in ' + config.data_dir + ')'}.\n"
         f"Stop with Ctrl-C."
@@ -98,6 +107,16 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
         if private is not None:
             private.stop()
     sys.exit(web.returncode or worker.returncode or 0)
+
+
+def reachable_from_elsewhere(host: str) -> bool:
+    """Anything but a loopback address (a name may resolve to anything, so only 'localhost' counts as local)."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 @click.command()

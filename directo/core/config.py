@@ -9,8 +9,10 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from directo.core.languages import SUPPORTED_LANGUAGES
+from directo.core.private_files import private_directory
 
 RECORDING_FORMATS = ("mp3", "wav")
 
@@ -28,7 +30,7 @@ def _local_secret(data_dir: Path, name: str) -> str:
     """
     path = data_dir / name
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(data_dir)
         descriptor, temporary = tempfile.mkstemp(dir=data_dir, prefix=f".{name}.")  # readable by its owner only
         try:
             with os.fdopen(descriptor, "w") as handle:
@@ -38,6 +40,19 @@ def _local_secret(data_dir: Path, name: str) -> str:
         finally:
             os.unlink(temporary)
     return path.read_text().strip()
+
+
+def redacted(url: str) -> str:
+    """A connection URL fit to print or log: any password (in the user part or as ?password=) becomes ***."""
+    parts = urlsplit(url)
+    user, at, host = parts.netloc.rpartition("@")
+    if at and ":" in user:
+        url = url.replace(parts.netloc, f"{user.split(':', 1)[0]}:***@{host}", 1)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key.lower() == "password" for key, _ in pairs):
+        query = urlencode([(key, "***" if key.lower() == "password" else value) for key, value in pairs], safe="*/")
+        url = url.replace("?" + parts.query, "?" + query, 1)
+    return url
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,13 @@ class Config:
     recording_format: str = "mp3"
     recording_sample_rate: int = 8000
     fallback_number: str = ""
+    # How many reverse proxies in front set X-Forwarded-For/-Proto/-Host; 0 trusts none of these headers.
+    trusted_proxies: int = 0
+    # A session unused for this long (a working day) ends; every request renews it.
+    session_idle_hours: float = 8.0
+    # Failed logins allowed before the agent page answers 429 (limits' notation, e.g. "5 per 5 minutes").
+    login_failures_per_identity: str = "5 per 5 minutes"
+    login_failures_per_address: str = "30 per 5 minutes"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -105,6 +127,10 @@ class Config:
             recording_format=env.get("RECORDING_FORMAT", cls.recording_format).lower(),
             recording_sample_rate=int(env.get("RECORDING_SAMPLE_RATE", cls.recording_sample_rate)),
             fallback_number=env.get("FALLBACK_NUMBER", ""),
+            trusted_proxies=int(env.get("TRUSTED_PROXIES", cls.trusted_proxies)),
+            session_idle_hours=float(env.get("SESSION_IDLE_HOURS", cls.session_idle_hours)),
+            login_failures_per_identity=env.get("LOGIN_FAILURES_PER_IDENTITY", cls.login_failures_per_identity),
+            login_failures_per_address=env.get("LOGIN_FAILURES_PER_ADDRESS", cls.login_failures_per_address),
         )
         if config.recording_format not in RECORDING_FORMATS:
             raise ValueError(f"RECORDING_FORMAT={config.recording_format!r}: use {' or '.join(RECORDING_FORMATS)}")

@@ -15,6 +15,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from directo.core.private_files import FILE_MODE, private_directory, private_file, tighten
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 _READ_ONLY = "directo_read_only"
 
@@ -24,7 +26,14 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Password hashes, customers' numbers and notes: the owner's alone. SQLite gives the -wal and -shm
+            # files the database file's own mode.
+            database = Path(path)
+            if not database.parent.exists():
+                private_directory(database.parent)
+            private_file(database)
+            for companion in ("-wal", "-shm"):
+                tighten(Path(path + companion), FILE_MODE)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

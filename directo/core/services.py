@@ -13,6 +13,7 @@ from rq import Queue
 from directo.core.config import Config
 from directo.core.db import Database
 from directo.core.embedded_redis import EmbeddedRedis
+from directo.core.private_files import DIRECTORY_MODE, tighten
 from directo.core.urls import UrlFor, public_urls
 
 # A Redis outage must cost a caller well under Twilio's 15 s webhook budget before the fallback kicks in.
@@ -37,6 +38,9 @@ class Services:
 
     @classmethod
     def build(cls, config: Config) -> Services:
+        # Older versions left these readable by everyone: tightened at every start (new ones are made private).
+        for directory in (config.data_dir, config.recordings_dir):
+            tighten(Path(directory), DIRECTORY_MODE)
         redis = Redis.from_url(
             resolve_redis_url(config),
             socket_connect_timeout=REDIS_CONNECT_TIMEOUT,

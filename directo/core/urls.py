@@ -27,7 +27,7 @@ TWILIO_ROUTES = Map([
     Rule("/voice/complaints/spoken", endpoint="complaints.twilio.spoken"),
     Rule("/voice/complaints/recording-status", endpoint="complaints.twilio.recording_status"),
     Rule("/voice/complaints/sms-status", endpoint="complaints.twilio.sms_status"),
-    Rule("/media/recordings/<int:recording_id>/<token>", endpoint="media.recording"),
+    Rule("/media/recordings/<int:recording_id>/<int:expires>/<token>", endpoint="media.recording"),
 ])
 
 

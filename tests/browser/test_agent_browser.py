@@ -50,9 +50,14 @@ def browser_page(live_server) -> Iterator:
         context = browser.new_context(viewport=LAPTOP, locale="es-ES")
         page = context.new_page()
         page.set_default_timeout(10_000)
+        # The pages' Content-Security-Policy must let them do all they do: any refusal fails the test.
+        refusals: list[str] = []
+        page.on("console", lambda message: refusals.append(message.text)
+                if "Content Security Policy" in message.text else None)
         yield page
         context.close()
         browser.close()
+        assert refusals == [], refusals
 
 
 def shot(page, name: str) -> None:

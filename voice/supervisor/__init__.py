@@ -27,7 +27,7 @@ from routing import callback_admin, roster
 from routing.callback_report import callback_report
 from routing.directory import normalise_number
 from routing.errors import Refused
-from voice.auth import current_identity, is_supervisor, log_out
+from voice.auth import current_agent, current_identity, is_supervisor
 from voice.supervisor import board, call_log, charts, complaints_register
 from voice.supervisor.call_log import FilterError, Filters
 
@@ -43,16 +43,12 @@ def services() -> Services:
 
 @bp.before_request
 def supervisors_only() -> BaseResponse | None:
-    """Every view here, static files included, is for logged-in, still-active supervisors only."""
-    if current_identity() is None:
+    """Every view here, static files included, is for logged-in, still-active supervisors only (as the database
+    says on this request, not as the cookie remembers)."""
+    if current_agent() is None:
         return redirect(url_for("agent.login"))
     if not is_supervisor():
         abort(403, "supervisors only")
-    with services().db.session() as db:
-        me = db.scalar(select(Agent).where(Agent.identity == current_identity()))
-    if me is None or not me.active or me.role != Role.SUPERVISOR:
-        log_out()
-        abort(401, "log in again")
     return None
 
 
@@ -170,7 +166,7 @@ def cancel(callback_id: int) -> BaseResponse:
 @bp.get("/agents")
 def agents() -> str:
     return render_template("supervisor/agents.html", agents=roster.list_agents(services()), section="agents",
-                           me=current_identity())
+                           me=current_identity(), roles=list(Role))
 
 
 @bp.post("/agents")
@@ -214,6 +210,17 @@ def set_active(identity: str) -> BaseResponse:
         return f"{identity} {'reactivated' if active else 'deactivated'}"
 
     return _act(switch, "agents", reason_required=False)
+
+
+@bp.post("/agents/<identity>/role")
+def set_role(identity: str) -> BaseResponse:
+    if identity == current_identity():
+        abort(400, "you cannot change your own role")
+    def change(svc: Services, _reason: str) -> str:
+        role = roster.set_role(svc, identity, request.form.get("role", ""))
+        return f"{identity} is now {role}"
+
+    return _act(change, "agents", reason_required=False)
 
 
 def _act(action: Any, back: str, *, reason_required: bool = True) -> BaseResponse:

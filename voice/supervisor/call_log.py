@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +36,11 @@ OUTCOMES = {PREVIOUS: "answered by previous agent", ANOTHER: "answered by anothe
 assert set(LABELS) | {CallOutcome.ANSWERED} == set(CallOutcome), "every outcome has a label"
 CSV_COLUMNS = ["call_sid", "direction", "started_at", "caller", "caller_name", "agent", "waited_s", "talked_s",
                "outcome", "complaint"]
+
+
+# A spreadsheet runs a cell beginning with one of these as a formula (=HYPERLINK(...) in a complaint summary would).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
 class FilterError(ValueError):
@@ -189,12 +195,20 @@ def stream_csv(db: Database, columns: list[str], fetch: Callable[[Session, str |
     while True:
         with db.session() as session:
             rows, cursor = fetch(session, cursor)
-        writer.writerows(as_row(row) for row in rows)
+        writer.writerows([spreadsheet_safe(cell) for cell in as_row(row)] for row in rows)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
         if cursor is None:
             return
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """Text a spreadsheet would run as a formula gets a leading apostrophe, so it shows as the text it is; plain
+    numbers (a caller's +34..., a duration) are left as they are, since a number runs nothing."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
 
 
 def _csv_row(row: dict[str, Any]) -> list[Any]:

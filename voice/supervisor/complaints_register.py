@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from directo.core.db import Database
-from directo.core.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
+from directo.core.models import Agent, Call, Callback, CallEvent, CallNote, Complaint, Customer, Recording
 from directo.core.states import SmsState
 from recordings.audit import verify
 from voice.supervisor.call_log import (
@@ -93,7 +93,11 @@ def call_detail(session: Session, call: Call) -> dict[str, Any]:
     customer = session.get(Customer, call.customer_id) if call.customer_id else None
     agent = session.get(Agent, call.agent_id) if call.agent_id else None
     previous = session.get(Agent, call.previous_agent_id) if call.previous_agent_id else None
+    notes = session.execute(select(CallNote.written_at, CallNote.notes, Agent.identity, Agent.name)
+                            .outerjoin(Agent, Agent.id == CallNote.agent_id)
+                            .where(CallNote.call_id == call.id).order_by(CallNote.id.desc())).all()
     return {
+        "notes_history": notes,
         "call": call, "events": events, "complaint": _view(complaint) if complaint else None, "callbacks": callbacks,
         "recordings": [*recordings, *extra], "customer": customer, "agent": agent, "previous": previous,
         "outcome": outcome_label(call), "waited": seconds(call.started_at, call.answered_at),

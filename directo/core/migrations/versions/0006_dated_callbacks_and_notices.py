@@ -2,13 +2,13 @@
 customers grouped into notices by topic and subject, no longer only a complaint's reference
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
