@@ -32,7 +32,7 @@ from recordings.acknowledgement import sms_body
 from recordings.complaints import flag
 from recordings.errors import NotAllowed
 from recordings.references import format_reference
-from routing import agents as admin
+from routing import roster
 from standin import Answer, StandIn
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from voice.auth import IDENTITY_KEY, VERSION_KEY
@@ -79,7 +79,7 @@ def log_in(app, client, identity: str, role: str = "agent") -> dict[str, str]:
     with services.db.session() as session:
         agent = session.scalar(select(Agent).where(Agent.identity == identity))
     if agent is None:
-        agent = admin.add_agent(services, identity, identity.title(), ["es"], role=role)
+        agent = roster.add_agent(services, identity, identity.title(), ["es"], role=role)
     with app.test_request_context():
         token = generate_csrf()
         raw = flask.session["csrf_token"]
