@@ -210,7 +210,7 @@ def pgbouncer(database_url: str, pool_size: int = 20) -> Iterator[str]:
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = {'md5' if url.password else 'trust'}\nauth_file = {directory / 'userlist.txt'}\n"
         f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 1000\n"
-        f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n"
+        f"pidfile = {directory / 'pgbouncer.pid'}\n"
         "ignore_startup_parameters = extra_float_digits\n")
     argv = [binary, str(conf)]
     if os.geteuid() == 0:  # PgBouncer refuses to run as root: it drops to the postgres user

@@ -150,7 +150,9 @@ class Services:
     def build(cls, config: Config) -> Services:
         redis_url = resolve_redis_url(config)
         redis = redis_client(redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT, **_REDIS_OPTIONS)
-        return cls(config=config, db=Database(config.database_url_sqlalchemy), redis=redis, redis_url=redis_url)
+        db = Database(config.database_url_sqlalchemy, config.database_direct_url_sqlalchemy,
+                      config.database_pool_size, config.database_max_overflow)
+        return cls(config=config, db=db, redis=redis, redis_url=redis_url)
 
     @cached_property
     def urls(self) -> UrlFor:
