@@ -235,7 +235,8 @@ class Network:
 
         def done(result: WebhookResult) -> None:
             with self.changed:
-                event.detail.update(status=result.status, error_code=result.error_code, error=result.error)
+                event.detail.update(status=result.status, error_code=result.error_code, error=result.error,
+                                    served_by=result.served_by)
                 self.changed.notify_all()
             if isinstance(subject, Call):
                 self._release(subject)
@@ -257,7 +258,8 @@ class Network:
         )
         result = self.fetch(url, method, params)
         with self.changed:
-            event.detail.update(status=result.status, error_code=result.error_code, error=result.error)
+            event.detail.update(status=result.status, error_code=result.error_code, error=result.error,
+                                    served_by=result.served_by)
             self.changed.notify_all()
         return result
 
