@@ -16,10 +16,11 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Worker
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
@@ -128,6 +129,27 @@ def run_together(prepare: str, act: str, *args: str, processes: int = 4) -> list
     outputs = [process.communicate(timeout=120)[0] for process in started]
     assert [process.returncode for process in started] == [0] * processes, outputs
     return outputs
+
+
+def incoming_over_http(url: str, i: int, number_prefix: str = "+346001") -> str | None:
+    """The i-th caller's signed /voice/incoming to a live server at `url`: the agent it rang, or None."""
+    params = {"CallSid": f"CA{i:032d}", "From": f"{number_prefix}{i:05d}", "To": "+34910000000",
+              "AccountSid": ACCOUNT_SID, "CallStatus": "ringing"}
+    response = requests.post(url, data=params, timeout=30, headers={
+        "X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, params)})
+    assert response.status_code == 200, response.text
+    identity = ET.fromstring(response.text).find("Dial/Client/Identity")
+    return None if identity is None else identity.text
+
+
+def schema_versions(url: str) -> int:
+    """Rows in alembic_version: one when the schema came up once."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT count(*) FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
 
 
 def wait_until_listening(process: subprocess.Popen, redis_url: str, timeout: float = 30) -> None:

@@ -3,19 +3,16 @@ so nothing may rely on a session (prepared statements, session locks); migration
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
-import requests
-from conftest import ACCOUNT_SID, AUTH_TOKEN, LiveServer, run_together
+from conftest import LiveServer, incoming_over_http, run_together, schema_versions
 from failover_rig import pgbouncer, pgbouncer_executable
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from test_incoming import add
-from twilio.request_validator import RequestValidator
 
 from directo.core.db import fresh_database
 from directo.core.models import Call
@@ -42,12 +39,7 @@ def test_processes_starting_together_migrate_on_the_direct_connection(bounced) -
     pooled, direct = bounced
     run_together("import sys\nfrom directo.core.db import Database", "Database(*sys.argv[1:3]).migrate()",
                  pooled, direct)
-    engine = create_engine(pooled)
-    try:
-        with engine.connect() as connection:
-            assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
-    finally:
-        engine.dispose()
+    assert schema_versions(pooled) == 1
 
 
 def test_calls_and_audit_appends_through_transaction_pooling(config, clean, bounced) -> None:
@@ -62,23 +54,13 @@ def test_calls_and_audit_appends_through_transaction_pooling(config, clean, boun
             add(services, f"agent{i:02d}")
         with LiveServer(app) as server:
             url = server.url + "/voice/incoming"
-            validator = RequestValidator(AUTH_TOKEN)
-
-            def call(i: int) -> str | None:
-                params = {"CallSid": f"CA{i:032d}", "From": f"+346002{i:05d}", "To": "+34910000000",
-                          "AccountSid": ACCOUNT_SID, "CallStatus": "ringing"}
-                response = requests.post(url, data=params, headers={
-                    "X-Twilio-Signature": validator.compute_signature(url, params)}, timeout=30)
-                assert response.status_code == 200, response.text
-                identity = ET.fromstring(response.text).find("Dial/Client/Identity")
-                return None if identity is None else identity.text
 
             def append(i: int) -> None:
                 with services.db.session() as session:
                     audit.append(session, "test-entry", {"n": i})
 
             with ThreadPoolExecutor(max_workers=16) as pool:
-                chosen = list(pool.map(call, range(CALLERS)))
+                chosen = list(pool.map(lambda i: incoming_over_http(url, i, "+346002"), range(CALLERS)))
                 list(pool.map(append, range(CALLERS)))
         connected = [c for c in chosen if c is not None]
         assert len(connected) == len(set(connected)) == AGENTS, Counter(chosen)

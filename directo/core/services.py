@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from redis import Redis
 from redis.backoff import ConstantBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 from rq import Queue
 
 from directo.core.config import Config
@@ -115,6 +115,18 @@ class UntilFailedOver(Retry):
                 time.sleep(self.pause)
 
 
+class MasterFollowingConnection(SentinelManagedConnection):
+    """A connection that asks the sentinels where the master is whenever it connects again.
+
+    redis-py's own reconnects, when a command fails and is retried, to the address it had: the dead master's,
+    for as long as the retries last; RQ's worker then quits on its heartbeat (found in the drill)."""
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            self.connect()
+        super().send_packed_command(command, check_health)
+
+
 def redis_client(url: str, **options: Any) -> Redis:
     """A client of the Redis in `url` (`options` as for redis.Redis); with Sentinel, of whichever server is master.
 
@@ -127,7 +139,7 @@ def redis_client(url: str, **options: Any) -> Redis:
     timeouts = {key: options[key] for key in ("socket_connect_timeout", "socket_timeout") if key in options}
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs={**timeouts, "password": target.sentinel_password})
     return sentinel.master_for(target.master, db=target.db, password=target.password, retry=UntilFailedOver(),
-                               **options)
+                               connection_class=MasterFollowingConnection, **options)
 
 
 def resolve_redis_url(config: Config) -> str:
