@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -11,6 +13,7 @@ from failover_rig import Server, in_sync, redis_server, wait_for
 from redis import Redis
 from test_incoming import add, client_identity, dial_of
 
+from directo.core import periodic
 from directo.core.config import Config
 from routing import agents as agent_admin
 from routing.presence import presence
@@ -79,3 +82,20 @@ def test_a_master_that_only_restarted_keeps_presence(config, clean, pair) -> Non
         assert presence(services).state("ana")["status"] == "reserved", "nothing was forgotten"
     finally:
         app.extensions["directo"].close()
+
+
+def test_a_periodic_lock_is_queued_once_the_replica_holds_it(pair, caplog) -> None:
+    """A lock the replica does not hold yet could be taken again after a failover: the job waits for it, briefly."""
+    master, replica = pair
+    redis = Redis(port=master.port)
+    assert redis.set("directo:sweep-lock", "1", nx=True, ex=10)
+    assert periodic.on_replicas(redis, "sweep")
+    assert Redis(port=replica.port).get("directo:sweep-lock") == b"1"
+    replica.process.send_signal(signal.SIGSTOP)  # a replica that does not answer
+    try:
+        started = time.monotonic()
+        assert not periodic.on_replicas(redis, "sweep")
+        assert periodic.REPLICA_ACK_MS / 1000 <= time.monotonic() - started < 2, "waited, but not for ever"
+    finally:
+        replica.process.send_signal(signal.SIGCONT)
+    assert "0 of 1 replicas hold its lock" in caplog.text
