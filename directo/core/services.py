@@ -119,7 +119,7 @@ class MasterFollowingConnection(SentinelManagedConnection):
     """A connection that asks the sentinels where the master is whenever it connects again.
 
     redis-py's own reconnects, when a command fails and is retried, to the address it had: the dead master's,
-    for as long as the retries last; RQ's worker then quits on its heartbeat (found in the drill)."""
+    for as long as the retries last; RQ's worker then quit on its heartbeat (tests/test_sentinel.py)."""
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self._sock:
