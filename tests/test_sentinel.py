@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -63,6 +65,21 @@ def test_a_connection_that_failed_mid_command_reconnects_to_the_new_master(tmp_p
         connection.send_command("PING")
         assert connection.read_response() == b"PONG"
         assert connection.port == group.master_port() != old.port
+
+
+def test_a_sentinel_that_hangs_does_not_hold_up_the_workers_client(tmp_path) -> None:
+    """The worker's client has no read timeout (it blocks for minutes waiting for jobs); asking a stalled sentinel
+    where the master is must still give up quickly and ask the next one."""
+    with sentinel_group(tmp_path) as group:
+        group.sentinels[0].process.send_signal(signal.SIGSTOP)
+        try:
+            client = redis_client(group.url, socket_connect_timeout=0.5)
+            answered = threading.Thread(target=client.ping, daemon=True)
+            answered.start()
+            answered.join(timeout=10)
+            assert not answered.is_alive(), "still waiting for the stalled sentinel"
+        finally:
+            group.sentinels[0].process.send_signal(signal.SIGCONT)
 
 
 def test_webhooks_the_worker_its_scheduler_and_pubsub_follow_a_failover(config, clean, tmp_path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis import Redis
-from redis.backoff import ConstantBackoff
+from redis.backoff import ConstantBackoff, NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 from rq import Queue
@@ -31,6 +31,7 @@ DEFAULT_SENTINEL_PORT = 26379
 # Twilio's 15 s for the rest of the webhook.
 FAILOVER_WAIT_SECONDS = 6.0
 FAILOVER_PAUSE_SECONDS = 0.1
+SENTINEL_TIMEOUT = 1.0
 SENTINEL_FORM = "redis+sentinel://[:password@]host:26379,host2:26379,host3:26379/MASTER_NAME[/DB]"
 
 
@@ -136,8 +137,11 @@ def redis_client(url: str, **options: Any) -> Redis:
     target = parse_redis_url(url)
     if not target.sentinel:
         return Redis.from_url(url, **options)
-    timeouts = {key: options[key] for key in ("socket_connect_timeout", "socket_timeout") if key in options}
-    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs={**timeouts, "password": target.sentinel_password})
+    # A sentinel answers at once or not at all: one that hangs (its host stalled) must not hold up the next one,
+    # even for the worker's client, which has no read timeout of its own.
+    asking = {"socket_connect_timeout": options.get("socket_connect_timeout", REDIS_CONNECT_TIMEOUT),
+              "socket_timeout": SENTINEL_TIMEOUT, "retry": Retry(NoBackoff(), 0), "password": target.sentinel_password}
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=asking)
     return sentinel.master_for(target.master, db=target.db, password=target.password, retry=UntilFailedOver(),
                                connection_class=MasterFollowingConnection, **options)
 
