@@ -35,6 +35,7 @@ from sqlalchemy import select
 from directo.core.config import Config
 from directo.core.db import fresh_database
 from directo.core.models import Call, CallEvent, Complaint
+from directo.core.periodic import RECONCILE_SECONDS
 from directo.core.services import Services, redis_client
 from directo.core.states import CallOutcome, Direction, RecordingState, SmsState
 from directo.simulate import Options, Simulation
@@ -175,6 +176,7 @@ def test_failover_drill(tmp_path, record_property, capsys) -> None:
         wait_for(lambda: _complaints_settled(svc), 120, "every complaint's SMS delivered and recording stored")
 
         figures = _figures(svc, simulation, master_died, failed_over, host_died)
+        figures["periodic_runs"] = runs = _periodic_runs(logs)
         figures.update(calls=summary.calls, answered=summary.answered, callbacks=summary.callbacks,
                        complaints=summary.complaints, webhooks=summary.webhooks, screen_pops_after_host_died=pops,
                        down_after_milliseconds=DOWN_AFTER_MS, load_average=os.getloadavg()[0])
@@ -187,6 +189,8 @@ def test_failover_drill(tmp_path, record_property, capsys) -> None:
         assert figures["callbacks_placed_twice"] == [] and figures["callback_calls_unrecorded"] == []
         assert figures["complaints_incomplete"] == [], "every complaint: reference, spoken, SMS, recording"
         assert figures["audit_intact"], "the audit chain"
+        assert len(runs["prune"]) == 1, f"the hourly job ran once across failover and workers: {runs}"
+        assert all(gap >= RECONCILE_SECONDS / 2 for gap in _gaps(runs["reconcile"])), f"once a minute: {runs}"
         assert figures["served_by_each_web_host"][hosts[1].web_url] > 0 and len(figures["served_by_each_web_host"]) == 2
         assert pops >= 1, "the agent page's stream, served by the other web host, showed the next call"
         assert figures["seconds_to_routing_again"] is not None
@@ -230,6 +234,19 @@ def _screen_pops(page: requests.Session, web_url: str, identity: str, seconds: f
             if time.monotonic() > deadline:
                 break
     return pops
+
+
+def _periodic_runs(logs: Path) -> dict[str, list[int]]:
+    """When each worker started the hourly and the per-minute periodic jobs, read from both workers' logs (RQ
+    names each job it starts, to the second): seconds since midnight, in order."""
+    runs: dict[str, list[int]] = {"prune": [], "reconcile": []}
+    for log in logs.glob("host*-worker.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            for name, job in (("prune", "prune_old_receipts()"), ("reconcile", "reconcile_agents()")):
+                if re.match(r"\d\d:\d\d:\d\d Worker .*: directo: ", line) and job in line:
+                    hours, minutes, seconds = (int(part) for part in line[:8].split(":"))
+                    runs[name].append(hours * 3600 + minutes * 60 + seconds)
+    return {name: sorted(times) for name, times in runs.items()}
 
 
 def _complaints_settled(svc: Services) -> bool:
@@ -337,4 +354,11 @@ def _report(figures: dict[str, Any]) -> str:
             f"{figures['calls_on_fallback_path']} calls took the fallback path meanwhile (longest wait for a "
             f"decision {figures['longest_decision_seconds_after_master_died']} s); a web host and a worker "
             f"SIGKILLed at second {figures['web_host_and_worker_killed_at_second']}; webhooks per web host "
-            f"{figures['served_by_each_web_host']}; load average {figures['load_average']:.1f}")
+            f"{figures['served_by_each_web_host']}; hourly job runs {len(figures['periodic_runs']['prune'])}, "
+            f"per-minute job runs {len(figures['periodic_runs']['reconcile'])} "
+            f"(seconds apart: {_gaps(figures['periodic_runs']['reconcile'])}); "
+            f"load average {figures['load_average']:.1f}")
+
+
+def _gaps(times: list[int]) -> list[int]:
+    return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
