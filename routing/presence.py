@@ -2,7 +2,7 @@
 
 Keys (under a prefix): `agent:<identity>` hash (status, since, call, languages, name, until),
 `idle:<language>` sorted sets of available agents scored by idle-since, `wrapup` scored by wrap-up end,
-and `agents`, the set of known identities.
+`agents`, the set of known identities, and `loaded`, the replication id of the master presence was loaded on.
 """
 
 from __future__ import annotations
@@ -27,6 +27,36 @@ def _lua(script: str) -> str:
                                        WRAPUP=AgentStatus.WRAPUP)
 
 
+# A master that is not the one presence was loaded on (a replica promoted by a failover, which may lack the last
+# writes: a reservation, a call's end) forgets presence, so it is put back from the database as after a restart
+# that lost it. The check costs no round trip: every routing snapshot makes it, in the same script.
+_FENCE = """
+local p = ARGV[1]
+local function replication_id()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+end
+local marker = redis.call('GET', p..'loaded')
+if marker and marker ~= replication_id() then
+  for _, id in ipairs(redis.call('SMEMBERS', p..'agents')) do
+    local key = p..'agent:'..id
+    for lang in string.gmatch(redis.call('HGET', key, 'languages') or '', '[^,]+') do
+      redis.call('DEL', p..'idle:'..lang)
+    end
+    redis.call('DEL', key)
+  end
+  redis.call('DEL', p..'agents', p..'$WRAPUP', p..'loaded')
+end
+"""
+
+_LOADED = _FENCE + """
+return redis.call('EXISTS', p..'loaded')
+"""
+
+_MARK_LOADED = """
+local replication = redis.call('INFO', 'replication')
+redis.call('SET', ARGV[1]..'loaded', string.match(replication, 'master_replid:(%w+)'))
+"""
+
 # Wrap-ups that have ended are promoted lazily here, so no timer is needed for an agent to become free.
 _PROMOTE = """
 local p = ARGV[1]
@@ -42,7 +72,7 @@ for _, id in ipairs(due) do
 end
 """
 
-_SNAPSHOT = _PROMOTE + """
+_SNAPSHOT = _FENCE + _PROMOTE + """
 local prev = false
 if ARGV[4] ~= '' then
   local s = redis.call('HMGET', p..'agent:'..ARGV[4], 'status', 'since', 'languages')
@@ -106,6 +136,8 @@ class Presence:
         self.redis = redis
         self.prefix = prefix
         self._promote = redis.register_script(_lua(_PROMOTE))
+        self._loaded = redis.register_script(_lua(_LOADED))
+        self._mark_loaded = redis.register_script(_lua(_MARK_LOADED))
         self._snapshot = redis.register_script(_lua(_SNAPSHOT))
         self._reserve = redis.register_script(_lua(_RESERVE))
         self._transition = redis.register_script(_lua(_TRANSITION))
@@ -129,11 +161,11 @@ class Presence:
         pipe.execute()
 
     def loaded(self) -> bool:
-        """Whether presence was loaded from the database since Redis last lost its data (the key goes with it)."""
-        return bool(self.redis.exists(f"{self.prefix}loaded"))
+        """Whether presence was loaded from the database on this master since it last lost its data."""
+        return bool(self._loaded(args=[self.prefix]))
 
     def mark_loaded(self) -> None:
-        self.redis.set(f"{self.prefix}loaded", "1")
+        self._mark_loaded(args=[self.prefix])
 
     def known(self, identity: str) -> bool:
         return bool(self.redis.exists(self._key(identity)))

@@ -192,7 +192,8 @@ class Network:
 
         def done(result: WebhookResult) -> None:
             with self.changed:
-                event.detail.update(status=result.status, error_code=result.error_code, error=result.error)
+                event.detail.update(status=result.status, error_code=result.error_code, error=result.error,
+                                    served_by=result.served_by)
                 self.changed.notify_all()
             if isinstance(subject, Call):
                 self._release(subject)
@@ -214,7 +215,8 @@ class Network:
         )
         result = self.fetch(url, method, params)
         with self.changed:
-            event.detail.update(status=result.status, error_code=result.error_code, error=result.error)
+            event.detail.update(status=result.status, error_code=result.error_code, error=result.error,
+                                    served_by=result.served_by)
             self.changed.notify_all()
         return result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 
@@ -11,6 +12,7 @@ from twilio.rest import Client
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .api import RestApi
+from .balancer import Balancer
 from .clock import Scheduler
 from .faults import Faults
 from .model import Message, Recording
@@ -45,13 +47,15 @@ class StandIn:
         host: str = "127.0.0.1",
         port: int = 0,
         epoch: datetime | None = None,
+        upstreams: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """`upstreams`: public base URL -> the web processes behind it; webhooks are spread over them."""
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.webhook_auth_token = webhook_auth_token or auth_token
         self.faults = Faults(seed)
         self.scheduler = Scheduler(time_scale, epoch)
-        sender = WebhookSender(self.webhook_auth_token, webhook_timeout, self.faults)
+        sender = WebhookSender(self.webhook_auth_token, webhook_timeout, self.faults, Balancer(upstreams))
         self._callbacks = CallbackQueue(sender)
         self.network = Network(
             account_sid=account_sid,

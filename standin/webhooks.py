@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, parse_qsl, urldefrag, urlencode, urljoin, url
 import requests
 from twilio.request_validator import RequestValidator
 
+from .balancer import Balancer
 from .faults import Faults
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class WebhookResult:
     content_type: str = ""
     error_code: int | None = None
     error: str | None = None
+    served_by: str | None = None  # the URL that answered, behind a load balancer
 
     @property
     def ok(self) -> bool:
@@ -65,6 +67,7 @@ class WebhookSender:
     auth_token: str
     timeout: float = 15.0
     faults: Faults | None = None
+    balancer: Balancer = field(default_factory=Balancer)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def signature(self, url: str, params: Mapping[str, str]) -> str:
@@ -74,7 +77,8 @@ class WebhookSender:
         """Make the request; HTTP failures become Twilio errors 11200 (bad answer) or 11205 (no answer).
 
         Like Twilio, a connection that fails (refused, reset, closed without an answer) is tried again: once by
-        default, or as often as the URL's `#rc=N` connection override says (0 to 5).
+        default, or as often as the URL's `#rc=N` connection override says (0 to 5). Behind a load balancer, a try
+        fails only when no backend could be reached: the request is signed over the public URL all the same.
         """
         url, fragment = urldefrag(url)
         retries = _retry_count(fragment)
@@ -97,7 +101,7 @@ class WebhookSender:
             headers["X-Twilio-Signature"] = self.signature(url, params)
         for attempt in range(retries + 1):
             try:
-                response = self._session().request(method, target, data=body, headers=headers, timeout=self.timeout)
+                response = self._balanced(method, target, body, headers)
                 break
             except requests.ConnectionError as exc:
                 self._local.session = None  # a fresh connection for the retry
@@ -109,12 +113,26 @@ class WebhookSender:
         else:
             return result
         result.error_code, result.error = None, None
+        result.served_by = response.url
         result.status = response.status_code
         result.body = response.content
         result.content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if not 200 <= response.status_code < 300:
             result.error_code, result.error = 11200, f"HTTP retrieval failure: status {response.status_code}"
         return result
+
+    def _balanced(self, method: str, target: str, body: dict[str, str] | None,
+                  headers: dict[str, str]) -> requests.Response:
+        """The first backend in turn that takes the request; the last connection failure when none does."""
+        failure: requests.ConnectionError | None = None
+        for candidate in self.balancer.targets(target):
+            try:
+                return self._session().request(method, candidate, data=body, headers=headers, timeout=self.timeout)
+            except requests.ConnectionError as exc:
+                self._local.session = None
+                failure = exc
+        assert failure is not None
+        raise failure
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)

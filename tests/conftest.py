@@ -16,11 +16,11 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from redis import Redis
 from rq import Worker
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
@@ -28,6 +28,7 @@ from directo.core.config import Config
 from directo.core.db import Database
 from directo.core.embedded_redis import EmbeddedRedis
 from directo.core.models import Base
+from directo.core.services import SENTINEL_SCHEME, parse_redis_url, redis_client
 from voice import create_app
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -40,6 +41,8 @@ def _with_db(url: str, db: int) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return urlunsplit(parts._replace(query=urlencode({"db": db})))
+    if parts.scheme == SENTINEL_SCHEME:  # /MASTER_NAME/DB
+        return urlunsplit(parts._replace(path=f"/{parse_redis_url(url).master}/{db}"))
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
@@ -101,7 +104,7 @@ def _clean(database_url: str, redis_url: str) -> None:
             connection.execute(text("PRAGMA defer_foreign_keys=ON"))  # calls and callbacks refer to each other
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
-    Redis.from_url(redis_url).flushdb()
+    redis_client(redis_url).flushdb()
 
 
 def worker_env(config: Config, **extra: str) -> dict[str, str]:
@@ -128,9 +131,30 @@ def run_together(prepare: str, act: str, *args: str, processes: int = 4) -> list
     return outputs
 
 
+def incoming_over_http(url: str, i: int, number_prefix: str = "+346001") -> str | None:
+    """The i-th caller's signed /voice/incoming to a live server at `url`: the agent it rang, or None."""
+    params = {"CallSid": f"CA{i:032d}", "From": f"{number_prefix}{i:05d}", "To": "+34910000000",
+              "AccountSid": ACCOUNT_SID, "CallStatus": "ringing"}
+    response = requests.post(url, data=params, timeout=30, headers={
+        "X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, params)})
+    assert response.status_code == 200, response.text
+    identity = ET.fromstring(response.text).find("Dial/Client/Identity")
+    return None if identity is None else identity.text
+
+
+def schema_versions(url: str) -> int:
+    """Rows in alembic_version: one when the schema came up once."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT count(*) FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
 def wait_until_listening(process: subprocess.Popen, redis_url: str, timeout: float = 30) -> None:
     """Block until a started `directo worker` has registered with RQ, however busy the machine."""
-    connection = Redis.from_url(redis_url)
+    connection = redis_client(redis_url)
     deadline = time.monotonic() + timeout
     while not Worker.all(connection=connection):
         assert process.poll() is None and time.monotonic() < deadline, "the worker did not start"

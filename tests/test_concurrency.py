@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
-from conftest import ACCOUNT_SID, AUTH_TOKEN
+from conftest import incoming_over_http
 from sqlalchemy import distinct, func, select
 from test_incoming import add
-from twilio.request_validator import RequestValidator
 
 from directo.core.models import Call, Callback
 from routing.presence import presence
@@ -23,19 +20,8 @@ def test_concurrent_incoming_calls_never_give_an_agent_two_calls(services, live_
     for i in range(AGENTS):
         add(services, f"agent{i:02d}")
     url = live_server.url + "/voice/incoming"
-    validator = RequestValidator(AUTH_TOKEN)
-
-    def call(i: int) -> str | None:
-        params = {"CallSid": f"CA{i:032d}", "From": f"+346001{i:05d}", "To": "+34910000000",
-                  "AccountSid": ACCOUNT_SID, "CallStatus": "ringing"}
-        response = requests.post(url, data=params, headers={
-            "X-Twilio-Signature": validator.compute_signature(url, params)}, timeout=30)
-        assert response.status_code == 200, response.text
-        identity = ET.fromstring(response.text).find("Dial/Client/Identity")
-        return None if identity is None else identity.text
-
     with ThreadPoolExecutor(max_workers=32) as pool:
-        chosen = list(pool.map(call, range(CALLERS)))
+        chosen = list(pool.map(lambda i: incoming_over_http(url, i), range(CALLERS)))
     connected = [c for c in chosen if c is not None]
     assert len(connected) == AGENTS, Counter(chosen)
     assert len(set(connected)) == AGENTS, "an agent was given two calls"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_together
-from sqlalchemy import create_engine, text
+from conftest import run_together, schema_versions
 
 from directo.core.db import fresh_database
 
@@ -12,9 +11,4 @@ def test_processes_starting_together_on_a_new_database_all_come_up(database_url,
     """The Procfile's web workers and worker all migrate at start; on PostgreSQL they used to collide."""
     with fresh_database(database_url, tmp_path) as url:
         run_together("import sys\nfrom directo.core.db import Database", "Database(sys.argv[1]).migrate()", url)
-        engine = create_engine(url)
-        try:
-            with engine.connect() as connection:
-                assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
-        finally:
-            engine.dispose()
+        assert schema_versions(url) == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from directo.core.db import MAX_OVERFLOW, POOL_SIZE
 from directo.core.languages import SUPPORTED_LANGUAGES
 from directo.core.private_files import private_directory
 
@@ -68,6 +69,12 @@ class Config:
     public_base_url: str = ""
     redis_url: str = ""
     database_url: str = ""
+    # A direct connection to PostgreSQL for what needs a session of its own (migrations), when DATABASE_URL goes
+    # through a pooler in transaction mode (PgBouncer); unset, DATABASE_URL is direct and used for everything.
+    database_direct_url: str = ""
+    # Connections each process keeps open (and may add under load), through the pooler when there is one.
+    database_pool_size: int = POOL_SIZE
+    database_max_overflow: int = MAX_OVERFLOW
     recordings_dir: str = ""
     secret_key: str = ""
     data_dir: str = "var"
@@ -110,6 +117,9 @@ class Config:
             public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
             redis_url=env.get("REDIS_URL", ""),
             database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'directo.db'}",
+            database_direct_url=env.get("DATABASE_DIRECT_URL", ""),
+            database_pool_size=int(env.get("DATABASE_POOL_SIZE", cls.database_pool_size)),
+            database_max_overflow=int(env.get("DATABASE_MAX_OVERFLOW", cls.database_max_overflow)),
             recordings_dir=env.get("RECORDINGS_DIR") or str(data_dir / "recordings"),
             secret_key=env.get("SECRET_KEY") or _local_secret(data_dir, "secret_key"),
             data_dir=str(data_dir),
@@ -142,9 +152,17 @@ class Config:
 
     @property
     def database_url_sqlalchemy(self) -> str:
-        """Plain postgres:// URLs (as Heroku-style hosts give them) select the psycopg 3 driver."""
-        url = self.database_url
-        for prefix in ("postgres://", "postgresql://"):
-            if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
-        return url
+        return _sqlalchemy_url(self.database_url)
+
+    @property
+    def database_direct_url_sqlalchemy(self) -> str:
+        """The direct connection's URL, DATABASE_URL itself when none is set."""
+        return _sqlalchemy_url(self.database_direct_url or self.database_url)
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Plain postgres:// URLs (as Heroku-style hosts give them) select the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -21,8 +21,17 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _READ_ONLY = "directo_read_only"
 
 
-def make_engine(url: str) -> Engine:
-    """SQLite gets WAL and a busy timeout so concurrent webhooks queue for the write lock instead of failing."""
+POOL_SIZE = 10
+MAX_OVERFLOW = 20
+
+
+def make_engine(url: str, *, pooler: bool = False, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW
+                ) -> Engine:
+    """SQLite gets WAL and a busy timeout so concurrent webhooks queue for the write lock instead of failing.
+
+    Behind a pooler in transaction mode (`pooler`) each transaction may run on another server connection, where a
+    statement psycopg prepared on the last one does not exist: psycopg then prepares none (prepare_threshold).
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -52,7 +61,8 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+                         connect_args={"prepare_threshold": None} if pooler else {})
 
 
 def insert_or_ignore(dialect: str, model: type[Any]) -> Any:
@@ -95,11 +105,17 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 
 
 class Database:
-    """One engine and session factory per process, built from the configuration."""
+    """One engine and session factory per process, built from the configuration.
 
-    def __init__(self, url: str) -> None:
+    `direct_url`, when it differs from `url`, is PostgreSQL itself while `url` goes through a pooler in transaction
+    mode (PgBouncer): migrations, which hold a lock for their whole run, take a connection of their own there.
+    """
+
+    def __init__(self, url: str, direct_url: str | None = None, pool_size: int = POOL_SIZE,
+                 max_overflow: int = MAX_OVERFLOW) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.direct_url = direct_url or url
+        self.engine = make_engine(url, pooler=self.direct_url != url, pool_size=pool_size, max_overflow=max_overflow)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in steps of up to
         # 100 ms. Threads of one process queue here instead, and are woken the moment the writer before
@@ -121,7 +137,14 @@ class Database:
             yield connection
 
     def migrate(self) -> None:
-        migrate(self.engine)
+        if self.direct_url == self.url:
+            migrate(self.engine)
+            return
+        direct = make_engine(self.direct_url, pool_size=1, max_overflow=0)
+        try:
+            migrate(direct)
+        finally:
+            direct.dispose()
 
     def dispose(self) -> None:
         self.engine.dispose()

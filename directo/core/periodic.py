@@ -7,13 +7,15 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from redis import RedisError
+from redis import Redis, RedisError
 
 from directo.core.services import Services
 
 logger = logging.getLogger(__name__)
 RECONCILE_SECONDS = 60
 PRUNE_SECONDS = 3600
+# How long a worker waits for the replicas to hold a lock it took before enqueueing the job anyway.
+REPLICA_ACK_MS = 500
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,20 @@ def table(svc: Services) -> tuple[Periodic, ...]:
     )
 
 
+def on_replicas(redis: Redis, name: str) -> bool:
+    """Wait (briefly) until the master's replicas hold the lock just taken, so that a failover right after cannot
+    hand the same interval's lock to another worker. Jobs matter more than the rare double run: a replica that
+    does not answer in time delays the job by REPLICA_ACK_MS, no more."""
+    replicas = int(redis.info("replication").get("connected_slaves", 0))
+    if not replicas:
+        return True
+    acknowledged = int(redis.wait(replicas, REPLICA_ACK_MS))
+    if acknowledged < replicas:
+        logger.warning("periodic %s: %d of %d replicas hold its lock; enqueued all the same", name, acknowledged,
+                       replicas)
+    return acknowledged > 0
+
+
 def start(svc: Services) -> threading.Thread:
     """Enqueue each periodic job at its interval, from whichever worker takes that job's lock first."""
     periodic = table(svc)
@@ -47,6 +63,7 @@ def start(svc: Services) -> threading.Thread:
             try:
                 for job in periodic:
                     if svc.redis.set(f"directo:{job.name}-lock", "1", nx=True, ex=max(1, int(job.every))):
+                        on_replicas(svc.redis, job.name)
                         svc.queue.enqueue(job.job, job_timeout=max(60, min(int(job.every), 600)),
                                           result_ttl=int(job.every))
             except RedisError:

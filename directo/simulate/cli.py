@@ -40,16 +40,19 @@ def _progress_line(progress: Progress) -> None:
 @click.option("--number", default=OUR_NUMBER, show_default=True, help="The number callers dial.")
 @click.option("--settle", default=30.0, show_default=True, type=float,
               help="Real seconds to wait after the last call for callbacks and SMS.")
+@click.option("--upstream", "upstreams", multiple=True, metavar="URL",
+              help="A web process behind --base-url (repeat for each): webhooks are spread over them as a load "
+                   "balancer would, signed over --base-url (the servers' PUBLIC_BASE_URL).")
 @click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), help="Run a scripted scenario instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def simulate(base_url: str, calls: int, agents: int, concurrency: int | None, rate: float | None, seed: int,
              complaint_rate: float, time_scale: float, twilio_port: int, number: str, settle: float,
-             scenario: str | None, as_json: bool) -> None:
+             upstreams: tuple[str, ...], scenario: str | None, as_json: bool) -> None:
     """Run a simulated call-center day against a running Directo server, through a local Twilio stand-in."""
     svc = Services.build(Config.from_env())
     options = Options(base_url=base_url, calls=calls, agents=agents, concurrency=concurrency or 3 * agents, seed=seed,
                       complaint_rate=complaint_rate, time_scale=time_scale, twilio_port=twilio_port, number=number,
-                      settle_seconds=settle, rate=rate)
+                      settle_seconds=settle, rate=rate, upstreams=upstreams)
     try:
         with Simulation(svc, options, on_progress=None if as_json else _progress_line) as simulation:
             if not as_json:

@@ -46,6 +46,9 @@ class Options:
     rate: float | None = None  # new calls per real second; None: `load` of what the agents can handle
     load: float = 0.8
     habits: Habits = field(default_factory=Habits)
+    # Web processes behind `base_url`: webhooks are spread over them as a load balancer would (PUBLIC_BASE_URL is
+    # `base_url`, where nothing need listen).
+    upstreams: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ class Simulation:
         self.rng = random.Random(options.seed)
         config = svc.config
         self.standin = StandIn(config.twilio_account_sid, config.twilio_auth_token, time_scale=options.time_scale,
-                               seed=options.seed, port=options.twilio_port)
+                               seed=options.seed, port=options.twilio_port,
+                               upstreams={options.base_url: options.upstreams} if options.upstreams else None)
         self.network = self.standin.network
         self.desk = Desk(svc, self.standin, random.Random(options.seed + 1), options.habits, options.complaint_rate,
                          options.base_url)
@@ -196,7 +200,8 @@ class Simulation:
     def facts(self) -> dict[str, Any]:
         options = self.options
         return {
-            "base_url": options.base_url, "agents": len(self.agents), "concurrency": options.concurrency,
+            "base_url": options.base_url, "upstreams": list(options.upstreams), "agents": len(self.agents),
+            "concurrency": options.concurrency,
             "calls_per_second": round(self.arrival_rate(), 2),
             "seed": options.seed, "complaint_rate": options.complaint_rate, "time_scale": options.time_scale,
             "wall_seconds": round(time.monotonic() - self.started, 1),

@@ -30,10 +30,14 @@ class Received:
 
 
 class App:
-    """A real Flask app on a free port: it checks X-Twilio-Signature (403 if wrong) and answers scripted TwiML."""
+    """A real Flask app on a free port: it checks X-Twilio-Signature (403 if wrong) and answers scripted TwiML.
 
-    def __init__(self, auth_token: str) -> None:
+    Behind a load balancer (`public_base`), signatures are checked over the public URL, as Directo does with
+    PUBLIC_BASE_URL."""
+
+    def __init__(self, auth_token: str, public_base: str | None = None) -> None:
         self.validator = RequestValidator(auth_token)
+        self.public_base = public_base
         self.handlers: dict[str, Handler] = {}
         self.requests: list[Received] = []
         self._lock = threading.Lock()
@@ -59,7 +63,8 @@ class App:
     def _handle(self, path: str) -> Any:
         params = request.form.to_dict() if request.method == "POST" else {}
         form = request.values.to_dict()
-        signature_ok = self.validator.validate(request.url, params, request.headers.get("X-Twilio-Signature", ""))
+        url = request.url if self.public_base is None else self.public_base + request.full_path.rstrip("?")
+        signature_ok = self.validator.validate(url, params, request.headers.get("X-Twilio-Signature", ""))
         with self._lock:
             self.requests.append(Received("/" + path, request.method, form, signature_ok))
         if not signature_ok:
