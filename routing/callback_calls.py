@@ -123,7 +123,7 @@ class CallbackCall:
         if call is not None:
             self.unit.event(call.id, "callback-customer", {"status": status})
             call_records.not_reached(self.session, call, CallOutcome.NO_ANSWER, self.now)
-        agents.free(self.unit, self.svc, agent.identity, self.key)
+        # The agent still hears that the customer was not reached: they are free when their own leg ends.
         return twiml.say_and_hang_up(agent.languages[0] if agent.languages else callback.language,
                                      "customer_missed")
 
@@ -137,19 +137,22 @@ class CallbackCall:
             call_records.not_reached(self.session, call, CallOutcome.AGENT_NO_ANSWER, self.now)
         elif call is not None and status == CallStatus.COMPLETED:
             call_records.ended(call, self.now)
-        if callback is None or callback.agent is None:
+        # A callback the customer's outcome sent back in line no longer names its agent: the attempt's record does.
+        agent = callback.agent if callback is not None and callback.agent is not None else call and call.agent
+        if callback is None or agent is None:
             return twiml.empty()
-        agent = callback.agent
         if status in AGENT_GONE:
             if not callbacks.requeue(self.session, self.callback_id, due_at=self.now, call_sid=sid,
                                      error=f"{agent.identity} did not answer ({status})"):
                 return twiml.empty()
             agents.missed_ring(self.svc, agent, self.key)
             self.unit.after_commit.append(lambda: dispatch(self.svc))
-        elif status == CallStatus.COMPLETED:  # the agent hung up before the customer's outcome: try again soon
-            if callbacks.requeue(self.session, self.callback_id, due_at=self.now, call_sid=sid,
-                                 error=f"{agent.identity} hung up before the customer answered"):
-                agents.free(self.unit, self.svc, agent.identity, self.key)
+        elif status == CallStatus.COMPLETED:
+            # The agent's own leg is over, and with it what held them: the customer's outcome already decided the
+            # callback's fate, or the agent hung up before it (then the callback is tried again soon).
+            callbacks.requeue(self.session, self.callback_id, due_at=self.now, call_sid=sid,
+                              error=f"{agent.identity} hung up before the customer answered")
+            agents.free(self.unit, self.svc, agent.identity, self.key)
         return twiml.empty()
 
     def _customer_missed(self, callback: Callback, status: str) -> bool:

@@ -3,18 +3,14 @@ the agent until the agent's leg is over, or the next callback rings them while t
 
 from __future__ import annotations
 
-import pytest
 from test_callbacks import CUSTOMER, add_agent, callback_for, queue_one
 
-from directo.core.states import CallbackState, Presence
+from directo.core.states import AgentStatus, CallbackState
 from routing import agents as admin
 from routing.presence import presence
 from standin import Answer, Busy
 
 
-@pytest.mark.xfail(strict=True, reason="routing/callback_calls.py (the lead's, being rewritten) frees the agent when "
-                   "the customer's leg fails (customer_complete -> _customer_missed -> 'available' + dispatch) "
-                   "while the agent still hears 'customer missed'; found by the failover drill")
 def test_an_agent_whose_callback_customer_did_not_answer_is_held_until_their_own_leg_ends(callcenter) -> None:
     cc = callcenter
     add_agent(cc.services, "ana", status="offline")
@@ -28,4 +24,4 @@ def test_an_agent_whose_callback_customer_did_not_answer_is_held_until_their_own
     leg = cc.standin.network.legs_to("client:ana")[0]
     status = presence(cc.services).state("ana")["status"]
     assert leg.ended_at is None, "ana's leg is still up, hearing that the customer could not be reached"
-    assert status != Presence.AVAILABLE, "a callback due now would ring her a second time"
+    assert status != AgentStatus.AVAILABLE, "a callback due now would ring her a second time"
