@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, request
 from redis import RedisError
 from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import Forbidden, HTTPException
 
 from directo.core.services import Services
 from directo.core.urls import path, public_urls
@@ -25,7 +26,7 @@ from routing.inbound import (
     run_flow,
 )
 from routing.presence import presence
-from voice.signature import twilio_signed
+from voice.signature import twilio_signed, verified
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__)
@@ -94,11 +95,15 @@ def status() -> Response:
 
 
 @bp.errorhandler(Exception)
-def never_a_500(error: Exception) -> Response:
+def never_a_500(error: Exception) -> Response | HTTPException:
     """A caller must never hear Twilio's 'application error': a caller waiting for a person is put through
-    to whoever can take them; anyone else hears a polite apology."""
-    if getattr(error, "code", None) in (400, 403, 404, 405):
-        return error  # type: ignore[return-value]
+    to whoever can take them; anyone else hears a polite apology. Only for a request Twilio signed: a failure
+    before the signature was checked is a stranger's, answered 403 with nothing said and nothing changed."""
+    if isinstance(error, HTTPException) and (error.code or 500) < 500:
+        return error
+    if not verified():
+        logger.warning("webhook %s failed before its signature was checked", request.path, exc_info=error)
+        return Forbidden("invalid or missing X-Twilio-Signature")
     logger.exception("webhook %s failed", request.path)
     config = current_app.config["DIRECTO"]
     rescue = _last_resort() if _caller_waiting() else None
