@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from directo.core.config import Config
 from directo.core.services import Services
+from voice import input_guard
 from voice.auth import csrf
 
 
@@ -24,6 +25,7 @@ def create_app(config: Config | None = None) -> Flask:
                       WTF_CSRF_TIME_LIMIT=None)
     # Behind a proxy, signatures are checked against the URL Twilio used: trust one proxy's proto and host.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    input_guard.init_app(app)
     services = Services.build(config)
     services.db.migrate()
     app.extensions["directo"] = services
