@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 
 from redis import RedisError
@@ -14,6 +15,8 @@ from directo.core.services import Services
 logger = logging.getLogger(__name__)
 RECONCILE_SECONDS = 60
 PRUNE_SECONDS = 3600
+# Periodic jobs' ids and descriptions begin with this, so the worker's log can tell them from real work.
+JOB_PREFIX = "periodic-"
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ def start(svc: Services) -> threading.Thread:
                 for job in periodic:
                     if svc.redis.set(f"directo:{job.name}-lock", "1", nx=True, ex=max(1, int(job.every))):
                         svc.queue.enqueue(job.job, job_timeout=max(60, min(int(job.every), 600)),
-                                          result_ttl=int(job.every))
+                                          result_ttl=int(job.every), job_id=f"{JOB_PREFIX}{job.name}-{uuid.uuid4()}",
+                                          description=f"{JOB_PREFIX}{job.name}: {job.job}()")
             except RedisError:
                 logger.warning("periodic jobs not scheduled: Redis unreachable; retrying")
             threading.Event().wait(tick)
@@ -56,3 +60,13 @@ def start(svc: Services) -> threading.Thread:
     thread = threading.Thread(target=loop, name="directo-periodic", daemon=True)
     thread.start()
     return thread
+
+
+class QuietRoutine(logging.Filter):
+    """Drops the worker's routine lines about periodic jobs (picked up, OK, result kept: eight lines every sweep);
+    their warnings and errors still show, as does every line about any other job."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or not isinstance(record.args, tuple):
+            return True
+        return not any(isinstance(arg, str) and arg.startswith(JOB_PREFIX) for arg in record.args)
