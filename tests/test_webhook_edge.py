@@ -173,3 +173,12 @@ def test_a_non_numeric_dial_call_duration_does_not_turn_an_answered_call_into_th
     assert done.xml.find("Say") is None and done.xml[-1].tag == "Hangup", done.body
     assert presence(services).state("ana")["status"] == "wrapup"
     assert _call(services, "CA1").outcome == "answered"
+
+
+def test_the_longest_sid_and_status_still_fit_the_exactly_once_key(services, twilio, caplog) -> None:
+    """Found by the fuzzer on PostgreSQL: a 64-character CallSid and a 32-character status made the receipt key of a
+    callback's customer leg 121 characters, one more than its column, and the webhook failed."""
+    answer = twilio.post("/voice/callbacks/customer-leg?callback=2147483647",
+                         {"CallSid": "9" * 64, "ParentCallSid": "CA" + "1" * 32, "CallStatus": "9" * 32})
+    assert answer.status == 200
+    assert not [record for record in caplog.records if record.levelname == "ERROR"], caplog.text

@@ -17,7 +17,7 @@ from flask import Request, abort, current_app, g, request
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from voice.twilio_form import clean
+from voice.twilio_form import clean, clean_query
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,11 @@ WEBHOOK_MAX_BYTES = 64 * 1024
 
 
 def public_url(req: Request, public_base_url: str) -> str:
-    """The URL Twilio signed: PUBLIC_BASE_URL when set, else the request URL as ProxyFix rebuilt it."""
-    if public_base_url:
-        return public_base_url + req.full_path.rstrip("?") if req.query_string else public_base_url + req.path
-    return req.url
+    """The URL Twilio signed: PUBLIC_BASE_URL when set, else the request's root as ProxyFix rebuilt it; then the
+    path and the query string exactly as requested (`request.url` would decode %2A or %C3%A9 in the query, and
+    the signature would no longer match)."""
+    base = public_base_url or req.root_url.rstrip("/")
+    return base + req.full_path.rstrip("?") if req.query_string else base + req.path
 
 
 def verified() -> bool:
@@ -66,7 +67,8 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
             abort(413, f"a webhook body is at most {WEBHOOK_MAX_BYTES} bytes")
         if not _signed_by_twilio(public_url(request, config.public_base_url), config.twilio_auth_token):
             abort(403, "invalid or missing X-Twilio-Signature")
-        request.form = clean(request.form)  # type: ignore[misc]  # werkzeug caches the form in the request
+        # werkzeug caches both in the request: the view reads these cleaned copies.
+        request.form, request.args = clean(request.form), clean_query(request.args)  # type: ignore[misc]
         g.twilio_verified = True
         return view(*args, **kwargs)
 

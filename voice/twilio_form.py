@@ -13,9 +13,13 @@ import re
 
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
+from voice.input_guard import MAX_ID
+
 SID_LENGTH = 64  # the database's SID columns
 NUMBER_LENGTH = 128  # E.164 needs 16; client: and sip: addresses a little more
-STATUS_LENGTH = 32  # Twilio's statuses are single words such as "in-progress"
+# Twilio's statuses are single words ("in-progress", "partially_delivered"); bounded so that the exactly-once keys
+# built from a SID and a status ("callback:<id>:customer-leg:<CallSid>:<CallStatus>") fit their 120 characters.
+STATUS_LENGTH = 20
 FIELD_LENGTH = 1024  # anything else: URLs, tokens, names, error messages
 NAME_LENGTH = 64
 NUMBERS = frozenset({"From", "To", "Caller", "Called", "ForwardedFrom"})
@@ -58,3 +62,19 @@ def clean(form: MultiDict[str, str]) -> ImmutableMultiDict[str, str]:
         if cleaned is not None:
             kept.append((name, cleaned))
     return ImmutableMultiDict(kept)
+
+
+def clean_query(args: MultiDict[str, str]) -> ImmutableMultiDict[str, str]:
+    """The query string Directo wrote into the URL (attempt, callback, complaint): an id beyond the database's
+    integers is left out, as if absent, so the view's default applies instead of an overflow in the database."""
+    kept = [(name, _CONTROL.sub("", value)[:FIELD_LENGTH]) for name, value in args.items(multi=True)
+            if _within_integers(value)]
+    return ImmutableMultiDict(kept)
+
+
+def _within_integers(value: str) -> bool:
+    """False for a number (as the view's int() would read it) beyond the database's integers."""
+    try:
+        return abs(int(value)) <= MAX_ID
+    except ValueError:
+        return True
