@@ -14,7 +14,7 @@ from werkzeug.exceptions import Forbidden, HTTPException
 
 from directo.core.services import Services
 from directo.core.urls import path, public_urls
-from routing import twiml
+from routing import rescued, twiml
 from routing.directory import CallerContext, normalise_number
 from routing.inbound import (
     FALLBACK_ATTEMPT,
@@ -120,7 +120,8 @@ def _caller_waiting() -> bool:
 
 def _last_resort() -> VoiceResponse | None:
     """The failure was not Redis (that has its own path), most likely the database: ring every agent free right
-    now, as the live state knows them, and FALLBACK_NUMBER. Nothing is recorded, but the caller gets a person."""
+    now, as the live state knows them, and FALLBACK_NUMBER. Nothing is recorded now, but the caller gets a person,
+    and the call is noted in Redis for the worker to put on record once the database answers (`routing.rescued`)."""
     config = current_app.config["DIRECTO"]
     try:
         free = [twiml.AgentTarget(identity, state.get("phone") or None)
@@ -131,8 +132,10 @@ def _last_resort() -> VoiceResponse | None:
         return None
     caller = CallerContext(number=normalise_number(request.form.get("From"), config.default_region),
                            language=config.default_language)
+    sid = request.form.get("CallSid", "")
+    rescued.note(services().redis, sid, request.form.get("From", ""), [target.identity for target in free])
     return twiml.ring_everyone(
-        free, caller, request.form.get("CallSid", ""), fallback_number=config.fallback_number or None,
+        free, caller, sid, fallback_number=config.fallback_number or None,
         action_url=external_url("voice.dial_complete", attempt=FALLBACK_ATTEMPT),
         agent_status_url=external_url("voice.agent_leg"), timeout=config.ring_timeout_seconds,
     )

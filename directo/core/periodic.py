@@ -33,6 +33,8 @@ def table(svc: Services) -> tuple[Periodic, ...]:
         Periodic("sweep", "routing.callback_jobs.sweep", sweep,
                  "presence Redis lost, wrap-ups ended, callbacks due, callbacks a dead worker left"),
         Periodic("complaints", "recordings.jobs.resume_pending_job", sweep, "complaint SMS and recordings lost"),
+        Periodic("rescued", "routing.rescued.record_rescued_job", sweep,
+                 "calls put through while the database failed, to put on record"),
         Periodic("reconcile", "routing.reconcile.reconcile_agents", RECONCILE_SECONDS,
                  "agents held by calls that are over"),
         Periodic("prune", "directo.core.unit_of_work.prune_old_receipts", PRUNE_SECONDS,
