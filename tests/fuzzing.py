@@ -136,6 +136,8 @@ FIELDS = {
     "voice.dial_complete": COMMON + ["DialCallStatus", "DialCallSid", "DialCallDuration"],
     "voice.agent_leg": COMMON + ["ParentCallSid"],
     "voice.status": COMMON + ["CallDuration"],
+    "rescue.dial_complete": COMMON + ["DialCallStatus", "DialCallSid", "DialCallDuration"],
+    "rescue.agent_leg": COMMON + ["ParentCallSid"],
     "callbacks.reason": COMMON + ["RecordingUrl", "RecordingSid", "RecordingDuration"],
     "callbacks.reason_status": COMMON + ["RecordingUrl", "RecordingSid", "RecordingStatus", "RecordingDuration"],
     "callbacks.agent_answered": COMMON,

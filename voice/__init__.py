@@ -35,14 +35,16 @@ def create_app(config: Config | None = None) -> Flask:
     from voice.callback_webhooks import bp as callback_webhooks
     from voice.complaints import bp as complaints
     from voice.media import bp as media
+    from voice.rescue_webhooks import bp as rescue_webhooks
     from voice.supervisor import bp as supervisor
     from voice.webhooks import bp as webhooks
 
-    for blueprint in (webhooks, callback_webhooks, complaints, agent_page, media, supervisor):
+    for blueprint in (webhooks, callback_webhooks, rescue_webhooks, complaints, agent_page, media, supervisor):
         app.register_blueprint(blueprint)
     # Twilio cannot send a CSRF token; its webhooks are authenticated by X-Twilio-Signature instead.
     csrf.exempt(webhooks)
     csrf.exempt(callback_webhooks)
+    csrf.exempt(rescue_webhooks)
     csrf.init_app(app)
 
     @app.before_request

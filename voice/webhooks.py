@@ -15,9 +15,8 @@ from werkzeug.exceptions import Forbidden, HTTPException
 from directo.core.services import Services
 from directo.core.urls import path, public_urls
 from routing import rescued, twiml
-from routing.directory import CallerContext, normalise_number
+from routing.directory import CallerContext, guess_language, normalise_number
 from routing.inbound import (
-    FALLBACK_ATTEMPT,
     FINAL_CALL_STATUSES,
     NOT_REACHED,
     CallFlow,
@@ -114,28 +113,33 @@ def _caller_waiting() -> bool:
     """Whether the failed webhook was to put a caller, still on the line, through to someone."""
     if request.endpoint == "voice.incoming":
         return True
-    return (request.endpoint == "voice.dial_complete" and request.form.get("DialCallStatus") in NOT_REACHED
+    return (request.endpoint in ("voice.dial_complete", "rescue.dial_complete")
+            and request.form.get("DialCallStatus") in NOT_REACHED
             and request.form.get("CallStatus") not in FINAL_CALL_STATUSES)
 
 
 def _last_resort() -> VoiceResponse | None:
     """The failure was not Redis (that has its own path), most likely the database: ring every agent free right
-    now, as the live state knows them, and FALLBACK_NUMBER. Nothing is recorded now, but the caller gets a person,
-    and the call is noted in Redis for the worker to put on record once the database answers (`routing.rescued`)."""
+    now, as the live state knows them, and FALLBACK_NUMBER; with nobody to ring, promise a callback. Nothing is
+    recorded now: the call is noted in Redis, and put on record (its callback queued) once the database answers
+    again (`routing.rescued`). A promise Redis cannot note is not made: the caller hears the apology instead."""
     config = current_app.config["DIRECTO"]
+    redis = services().redis
     try:
         free = [twiml.AgentTarget(identity, state.get("phone") or None)
                 for identity, state in presence(services()).states().items() if state.get("status") == "available"]
     except RedisError:
         free = []
-    if not free and not config.fallback_number:
-        return None
-    caller = CallerContext(number=normalise_number(request.form.get("From"), config.default_region),
-                           language=config.default_language)
-    sid = request.form.get("CallSid", "")
-    rescued.note(services().redis, sid, request.form.get("From", ""), [target.identity for target in free])
-    return twiml.ring_everyone(
-        free, caller, sid, fallback_number=config.fallback_number or None,
-        action_url=external_url("voice.dial_complete", attempt=FALLBACK_ATTEMPT),
-        agent_status_url=external_url("voice.agent_leg"), timeout=config.ring_timeout_seconds,
-    )
+    sid, from_raw = request.form.get("CallSid", ""), request.form.get("From", "")
+    number = normalise_number(from_raw, config.default_region)
+    caller = CallerContext(number=number, language=guess_language(number, config.default_language))
+    if free or config.fallback_number:
+        rescued.note(redis, sid, from_raw, [target.identity for target in free])
+        return twiml.ring_everyone(
+            free, caller, sid, fallback_number=config.fallback_number or None,
+            action_url=external_url("rescue.dial_complete"), agent_status_url=external_url("rescue.agent_leg"),
+            timeout=config.ring_timeout_seconds,
+        )
+    if number and rescued.note(redis, sid, from_raw, [], callback=True):
+        return twiml.say_and_hang_up(caller.language, "callback_promise", minutes=config.callback_promise_minutes)
+    return None
