@@ -323,11 +323,17 @@ def callcenter(config: Config, clean: None) -> Iterator[CallCenter]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """How many fuzz cases ran against each endpoint (tests/fuzzing.py counts them)."""
-    fuzzing = sys.modules.get("fuzzing")
-    if fuzzing is None or not fuzzing.CASES:
-        return
-    terminalreporter.section("fuzz cases per endpoint")
-    for (database, endpoint, kind), count in sorted(fuzzing.CASES.items()):
-        terminalreporter.write_line(f"{database:<10} {endpoint:<48} {kind:<10} {count}")
-    terminalreporter.write_line(f"total {sum(fuzzing.CASES.values())}")
+    """How many fuzz cases ran against each endpoint (tests/fuzzing.py), and the outage drills' figures
+    (tests/drills.py)."""
+    fuzzing, drills = sys.modules.get("fuzzing"), sys.modules.get("drills")
+    if fuzzing is not None and fuzzing.CASES:
+        terminalreporter.section("fuzz cases per endpoint")
+        for (database, endpoint, kind), count in sorted(fuzzing.CASES.items()):
+            terminalreporter.write_line(f"{database:<10} {endpoint:<48} {kind:<10} {count}")
+        terminalreporter.write_line(f"total {sum(fuzzing.CASES.values())}")
+    if drills is not None and drills.FIGURES:
+        terminalreporter.section("outage drills")
+        for name, figures in drills.FIGURES:
+            terminalreporter.write_line(name)
+            for key, value in figures.items():
+                terminalreporter.write_line(f"  {key}: {value}")
