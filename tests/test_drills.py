@@ -18,8 +18,15 @@ from rq import Queue
 pytestmark = [pytest.mark.drill, pytest.mark.timeout(900)]
 
 
+def once(database_url: str) -> None:
+    """Drills that are not about the database run once: on PostgreSQL (production's) when the suite has one."""
+    if database_url.startswith("sqlite") and os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        pytest.skip("run once, on PostgreSQL")
+
+
 def test_redis_restarted_empty_mid_call(database_url, tmp_path) -> None:
     """No persistence, or a failover to a blank replica: presence, job queues and reservations are gone at once."""
+    once(database_url)
     with stack(database_url, tmp_path) as drill, day(drill, calls=30) as today:
         wait_for(lambda: calls_in_progress(today.simulation) >= 4, 60, "calls in progress")
         in_progress = calls_in_progress(today.simulation)
@@ -39,6 +46,7 @@ def test_redis_restarted_empty_mid_call(database_url, tmp_path) -> None:
 
 def test_worker_killed_with_jobs_in_flight(database_url, tmp_path) -> None:
     """SIGKILL (the OOM killer, a host lost): jobs it had taken are neither finished nor failed."""
+    once(database_url)
     with stack(database_url, tmp_path) as drill, day(drill, calls=30, complaint_rate=0.5) as today:
         queue = Queue("directo", connection=drill.svc.redis)
         wait_for(lambda: queue.started_job_registry.count + queue.count > 0, 120, "jobs in flight")
@@ -82,6 +90,7 @@ def test_database_unreachable_for_10_seconds(database_url, tmp_path) -> None:
 
 def test_recordings_disk_full(database_url, tmp_path) -> None:
     """RECORDINGS_DIR on a filesystem with no space left; space comes back after the first failures."""
+    once(database_url)
     recordings = tmp_path / "recordings"
     recordings.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(recordings)],

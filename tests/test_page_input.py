@@ -4,25 +4,20 @@ Dates at the ends of the calendar, cursors and ids with 25 digits, NUL character
 from __future__ import annotations
 
 import pytest
+import test_agent_page
+import test_supervisor
 from test_agent_page import AgentPage, agent_with_password
 
 HUGE = "9" * 25
+# Fixtures shared with the agent page's and the console's tests: a browser, and a supervisor logged in.
+page, console, sup = test_agent_page.page, test_supervisor.console, test_supervisor.sup
 
 
 @pytest.fixture
-def supervisor(app, services) -> AgentPage:
-    agent_with_password(services, "sara", role="supervisor")
-    browser = AgentPage(app.test_client())
-    assert browser.login("sara").status_code == 302
-    return browser
-
-
-@pytest.fixture
-def agent(app, services) -> AgentPage:
+def agent(services, page) -> AgentPage:
     agent_with_password(services, "ana", status="available")
-    browser = AgentPage(app.test_client())
-    assert browser.login("ana").status_code == 302
-    return browser
+    assert page.login("ana").status_code == 302
+    return page
 
 
 def _plain_400(response, *words: str) -> None:
@@ -38,8 +33,8 @@ def _plain_400(response, *words: str) -> None:
 ])
 @pytest.mark.parametrize("register", ["/supervisor/calls", "/supervisor/calls.csv", "/supervisor/complaints",
                                       "/supervisor/complaints.csv"])
-def test_dates_at_the_ends_of_the_calendar_are_refused_plainly(supervisor, register, query) -> None:
-    _plain_400(supervisor.get(f"{register}?{query}"), "date")
+def test_dates_at_the_ends_of_the_calendar_are_refused_plainly(sup, register, query) -> None:
+    _plain_400(sup.get(f"{register}?{query}"), "date")
 
 
 @pytest.mark.parametrize("path", [
@@ -49,8 +44,8 @@ def test_dates_at_the_ends_of_the_calendar_are_refused_plainly(supervisor, regis
     "/supervisor/complaints?after=%C2%B2",  # a superscript two: str.isdigit() says yes, int() says no
     f"/supervisor/calls/{HUGE}",
 ])
-def test_cursors_and_ids_of_25_digits_are_refused_plainly(supervisor, path) -> None:
-    _plain_400(supervisor.get(path))
+def test_cursors_and_ids_of_25_digits_are_refused_plainly(sup, path) -> None:
+    _plain_400(sup.get(path))
 
 
 @pytest.mark.parametrize("path", [f"/agent/callbacks/{HUGE}/context", f"/agent/recordings/{HUGE}"])
@@ -59,17 +54,17 @@ def test_ids_of_25_digits_on_the_agent_page_are_refused_plainly(agent, path) -> 
 
 
 @pytest.mark.parametrize("query", ["agent=an%00a", "caller=%2B3460%00", "outcome=call%00back"])
-def test_nul_characters_in_filters_are_refused_plainly(supervisor, query) -> None:
-    _plain_400(supervisor.get(f"/supervisor/calls?{query}"), "NUL")
-    _plain_400(supervisor.get(f"/supervisor/complaints.csv?{query}"), "NUL")
+def test_nul_characters_in_filters_are_refused_plainly(sup, query) -> None:
+    _plain_400(sup.get(f"/supervisor/calls?{query}"), "NUL")
+    _plain_400(sup.get(f"/supervisor/complaints.csv?{query}"), "NUL")
 
 
-def test_nul_characters_in_forms_and_paths_are_refused_plainly(supervisor, app) -> None:
+def test_nul_characters_in_forms_and_paths_are_refused_plainly(sup, app) -> None:
     form = {"identity": "bob", "name": "Bob\x00", "languages": "es", "password": "long enough pass",
-            "csrf_token": supervisor.csrf}
-    _plain_400(supervisor.client.post("/supervisor/agents", data=form), "NUL")
-    _plain_400(supervisor.client.post("/supervisor/agents/bo%00b/languages",
-                                      data={"languages": "es", "csrf_token": supervisor.csrf}), "NUL")
+            "csrf_token": sup.csrf}
+    _plain_400(sup.client.post("/supervisor/agents", data=form), "NUL")
+    _plain_400(sup.client.post("/supervisor/agents/bo%00b/languages",
+                                data={"languages": "es", "csrf_token": sup.csrf}), "NUL")
     _plain_400(app.test_client().post("/agent/login", data={"identity": "sa\x00ra", "password": "x"}), "NUL")
 
 
