@@ -4,10 +4,17 @@ are bounded (point 2), and the fields of a signed request are cleaned and bounde
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT_SID, TwilioWebhooks
+import requests
+from conftest import ACCOUNT_SID, TwilioWebhooks, worker_env
+from drills import free_port
 from sqlalchemy import func, select
 from test_incoming import add, client_identity, dial_of
 
@@ -182,3 +189,51 @@ def test_the_longest_sid_and_status_still_fit_the_exactly_once_key(services, twi
                          {"CallSid": "9" * 64, "ParentCallSid": "CA" + "1" * 32, "CallStatus": "9" * 32})
     assert answer.status == 200
     assert not [record for record in caplog.records if record.levelname == "ERROR"], caplog.text
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.parametrize("path", ["/voice/incoming", "/agent/login"])
+def test_a_200_mb_body_is_refused_unread_by_a_real_web_worker(config, clean, tmp_path, path) -> None:
+    """Point 2 as it was found: 200 MB with no credentials took a gunicorn worker to ~900 MB. Now the answer is a
+    413 before the body is read, and the worker's memory does not move."""
+    port = free_port()
+    env = worker_env(config)
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                               "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+                               "voice:create_app()"], env=env, cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                assert time.monotonic() < deadline and server.poll() is None, "gunicorn did not come up"
+                time.sleep(0.2)
+        worker = int(Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0])
+        before = _rss_kb(worker)
+        size = 200 * 1024 * 1024
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}\r\n"
+                               "X-Twilio-Signature: Zm9yZ2Vk\r\n"  # any: nothing checks it before reading, then
+                               "Content-Type: application/x-www-form-urlencoded\r\n\r\n".encode())
+            chunk = b"a=" + b"x" * (1024 * 1024 - 2)
+            sent = 0
+            try:
+                while sent < size:
+                    connection.sendall(chunk)
+                    sent += len(chunk)
+            except OSError:
+                pass  # the server answered and closed: it will not read the rest
+            status = connection.recv(64).split(b" ", 2)[1]
+        assert status == b"413"
+        assert _rss_kb(worker) - before < 20_000, f"the worker grew from {before} KB to {_rss_kb(worker)} KB"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
