@@ -144,6 +144,7 @@ def _rules() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("route", [f"{method} {rule}" for rule, method in _rules()])
+@pytest.mark.timeout(max(300, 2 * settings().max_examples))  # the long profile runs for a while
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large], max_examples=max(1, settings().max_examples // 2))
 @given(data=st.data())

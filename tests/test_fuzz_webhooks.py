@@ -33,6 +33,7 @@ SECRETS = ("ana", "tom", "cy", AGENT_PHONE, FALLBACK, "<Response", "<Dial")
 
 
 @pytest.mark.parametrize("endpoint", sorted(FIELDS))
+@pytest.mark.timeout(max(300, 2 * settings().max_examples))  # the long profile runs for a while
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(data=st.data())
