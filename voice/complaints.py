@@ -34,6 +34,7 @@ def flag_complaint() -> tuple[Response, int]:
     call_sid = str(data.get("call_sid") or "").strip()
     if not call_sid:
         abort(400, "call_sid is missing")
+
     def flag_it() -> Flagged:
         return flag(services(), call_sid, current_identity() or "", summary=str(data.get("summary") or ""),
                     supervisor=is_supervisor(), status_url=external_url("complaints.twilio.sms_status"))
