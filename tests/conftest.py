@@ -19,6 +19,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings
 from rq import Worker
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
@@ -30,6 +31,12 @@ from directo.core.embedded_redis import EmbeddedRedis
 from directo.core.models import Base
 from directo.core.services import SENTINEL_SCHEME, parse_redis_url, redis_client
 from voice import create_app
+
+# Fuzzing (hypothesis): a fixed, repeatable set of cases in CI; `--hypothesis-profile=long` for a long local run.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=40,
+                          print_blob=True)
+settings.register_profile("long", deadline=None, max_examples=2000)
+settings.load_profile("ci")
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "a" * 32
@@ -75,23 +82,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return request.param
 
 
-@pytest.fixture
-def config(database_url: str, redis_url: str, tmp_path: Path) -> Config:
+def make_config(database_url: str, redis_url: str, data_dir: Path) -> Config:
     return Config.from_env(
         env={},
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
         redis_url=redis_url,
         database_url=database_url,
-        data_dir=str(tmp_path),
-        recordings_dir=str(tmp_path / "recordings"),
+        data_dir=str(data_dir),
+        recordings_dir=str(data_dir / "recordings"),
         secret_key="test-secret",
         default_language="es",
         wrapup_seconds=30,
     )
 
 
-def _clean(database_url: str, redis_url: str) -> None:
+@pytest.fixture
+def config(database_url: str, redis_url: str, tmp_path: Path) -> Config:
+    return make_config(database_url, redis_url, tmp_path)
+
+
+def clean_all(database_url: str, redis_url: str) -> None:
     db = _migrated.get(database_url)
     if db is None:
         db = _migrated[database_url] = Database(Config(database_url=database_url).database_url_sqlalchemy)
@@ -164,7 +175,7 @@ def wait_until_listening(process: subprocess.Popen, redis_url: str, timeout: flo
 @pytest.fixture
 def clean(config: Config) -> None:
     """Empty tables and a flushed Redis database before the test."""
-    _clean(config.database_url, config.redis_url)
+    clean_all(config.database_url, config.redis_url)
 
 
 @pytest.fixture
@@ -333,3 +344,20 @@ def callcenter(config: Config, clean: None) -> Iterator[CallCenter]:
             server.shutdown()
             thread.join(timeout=5)
             services.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many fuzz cases ran against each endpoint (tests/fuzzing.py), and the outage drills' figures
+    (tests/drills.py)."""
+    fuzzing, drills = sys.modules.get("fuzzing"), sys.modules.get("drills")
+    if fuzzing is not None and fuzzing.CASES:
+        terminalreporter.section("fuzz cases per endpoint")
+        for (database, endpoint, kind), count in sorted(fuzzing.CASES.items()):
+            terminalreporter.write_line(f"{database:<10} {endpoint:<48} {kind:<10} {count}")
+        terminalreporter.write_line(f"total {sum(fuzzing.CASES.values())}")
+    if drills is not None and drills.FIGURES:
+        terminalreporter.section("outage drills")
+        for name, figures in drills.FIGURES:
+            terminalreporter.write_line(name)
+            for key, value in figures.items():
+                terminalreporter.write_line(f"  {key}: {value}")

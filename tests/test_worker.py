@@ -9,7 +9,7 @@ import time
 from conftest import wait_until_listening, worker_env
 from redis import Redis
 from rq import Queue
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 
 from directo.core.embedded_redis import EmbeddedRedis
 
@@ -61,3 +61,40 @@ def test_a_worker_started_while_redis_is_down_comes_up_when_it_returns(config, t
         worker.terminate()
         worker.communicate(timeout=30)
         private.stop()
+
+
+def _worker_log(config, *options: str) -> str:
+    """What a real worker prints while the periodic jobs run every second and one ordinary job comes in."""
+    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker", *options],
+                              env=worker_env(config, SWEEP_SECONDS="1"), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    connection = Redis.from_url(config.redis_url)
+    try:
+        wait_until_listening(worker, config.redis_url)
+        queue = Queue("directo", connection=connection)
+        deadline = time.monotonic() + 30
+        swept: set[str] = set()  # a sweep's result is kept for one interval: watch them go by
+        while len(swept) < 3:
+            assert time.monotonic() < deadline, "the periodic sweep did not run"
+            done = Job.fetch_many(queue.finished_job_registry.get_job_ids(), connection=connection)
+            swept |= {job.id for job in done if job is not None and job.func_name == "routing.callback_jobs.sweep"}
+            time.sleep(0.1)
+        job = queue.enqueue("time.time")
+        while job.get_status(refresh=True) != JobStatus.FINISHED:
+            assert time.monotonic() < deadline, f"the job never ran ({job.get_status()})"
+            time.sleep(0.05)
+    finally:
+        worker.terminate()
+        log, _ = worker.communicate(timeout=30)
+    return log
+
+
+def test_the_worker_is_quiet_about_routine_periodic_jobs_and_verbose_when_asked(services) -> None:
+    """Eight lines every sweep buried anything that mattered; the jobs that do real work still show."""
+    quiet = _worker_log(services.config)
+    assert "time.time()" in quiet, quiet
+    for routine in ("sweep", "resume_pending_job", "reconcile_agents", "prune_old_receipts", "periodic-"):
+        assert routine not in quiet, quiet
+    services.redis.flushdb()
+    verbose = _worker_log(services.config, "--verbose")
+    assert "periodic-sweep" in verbose and "routing.callback_jobs.sweep()" in verbose and "time.time()" in verbose

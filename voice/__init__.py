@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from directo.core.config import Config
 from directo.core.services import Services
-from voice import headers, throttle
+from voice import headers, input_guard, throttle
 from voice.auth import SessionCookies, csrf
 
 
@@ -33,6 +33,7 @@ def create_app(config: Config | None = None) -> Flask:
         # against that URL when PUBLIC_BASE_URL is unset); anyone else's X-Forwarded-* headers are ignored.
         n = config.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    input_guard.init_app(app)
     services = Services.build(config)
     services.db.migrate()
     app.extensions["directo"] = services
@@ -46,14 +47,16 @@ def create_app(config: Config | None = None) -> Flask:
     from voice.callback_webhooks import bp as callback_webhooks
     from voice.complaints import bp as complaints
     from voice.media import bp as media
+    from voice.rescue_webhooks import bp as rescue_webhooks
     from voice.supervisor import bp as supervisor
     from voice.webhooks import bp as webhooks
 
-    for blueprint in (webhooks, callback_webhooks, complaints, agent_page, media, supervisor):
+    for blueprint in (webhooks, callback_webhooks, rescue_webhooks, complaints, agent_page, media, supervisor):
         app.register_blueprint(blueprint)
     # Twilio cannot send a CSRF token; its webhooks are authenticated by X-Twilio-Signature instead.
     csrf.exempt(webhooks)
     csrf.exempt(callback_webhooks)
+    csrf.exempt(rescue_webhooks)
     csrf.init_app(app)
     throttle.init_app(app, services)
     headers.init_app(app)

@@ -11,8 +11,9 @@ from werkzeug.exceptions import HTTPException
 from directo.core.unit_of_work import Unit
 from directo.core.urls import path
 from recordings import acknowledgement, fetch, sms
-from recordings.complaints import flag
-from recordings.errors import ComplaintError
+from recordings.complaints import Flagged, flag
+from recordings.errors import ComplaintError, NotFound
+from routing import rescued
 from voice.auth import csrf, current_identity, is_supervisor, login_required
 from voice.signature import twilio_signed
 from voice.webhooks import external_url, handle, never_a_500, services, urls
@@ -33,9 +34,18 @@ def flag_complaint() -> tuple[Response, int]:
     call_sid = str(data.get("call_sid") or "").strip()
     if not call_sid:
         abort(400, "call_sid is missing")
+
+    def flag_it() -> Flagged:
+        return flag(services(), call_sid, current_identity() or "", summary=str(data.get("summary") or ""),
+                    supervisor=is_supervisor(), status_url=external_url("complaints.twilio.sms_status"))
+
     try:
-        flagged = flag(services(), call_sid, current_identity() or "", summary=str(data.get("summary") or ""),
-                       supervisor=is_supervisor(), status_url=external_url("complaints.twilio.sms_status"))
+        try:
+            flagged = flag_it()
+        except NotFound:  # a call answered while the database failed may not be on record yet: put it there
+            if not rescued.record_one(services(), call_sid):
+                raise
+            flagged = flag_it()
     except ComplaintError as error:
         abort(error.status, str(error))
     body = {"reference": flagged.reference, "complaint_id": flagged.complaint_id, "call_sid": flagged.call_sid,

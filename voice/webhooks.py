@@ -9,17 +9,18 @@ from collections.abc import Callable
 from flask import Blueprint, Response, abort, current_app, g, request
 from redis import RedisError
 from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import Forbidden, HTTPException
 
 from directo.core.services import Services
 from directo.core.states import FINAL_CALL_STATUSES, NOT_REACHED, AgentStatus
 from directo.core.unit_of_work import Unit, run_once
 from directo.core.urls import UrlFor, path, public_urls
-from routing import twiml
-from routing.directory import CallerContext, normalise_number
-from routing.inbound import FALLBACK_ATTEMPT, InboundCall, plan_incoming, release_plan
+from routing import rescued, twiml
+from routing.directory import CallerContext, guess_language, normalise_number
+from routing.inbound import InboundCall, plan_incoming, release_plan
 from routing.presence import presence
 from routing.webhook import Webhook
-from voice.signature import twilio_signed
+from voice.signature import twilio_signed, verified
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__)
@@ -102,11 +103,15 @@ def status() -> Response:
 
 
 @bp.errorhandler(Exception)
-def never_a_500(error: Exception) -> Response:
+def never_a_500(error: Exception) -> Response | HTTPException:
     """A caller must never hear Twilio's 'application error': a caller waiting for a person is put through
-    to whoever can take them; anyone else hears a polite apology."""
-    if getattr(error, "code", None) in (400, 403, 404, 405):
-        return error  # type: ignore[return-value]
+    to whoever can take them; anyone else hears a polite apology. Only for a request Twilio signed: a failure
+    before the signature was checked is a stranger's, answered 403 with nothing said and nothing changed."""
+    if isinstance(error, HTTPException) and (error.code or 500) < 500:
+        return error
+    if not verified():
+        logger.warning("webhook %s failed before its signature was checked", request.path, exc_info=error)
+        return Forbidden("invalid or missing X-Twilio-Signature")
     logger.exception("webhook %s failed", request.path)
     config = current_app.config["DIRECTO"]
     rescue = _last_resort() if _caller_waiting() else None
@@ -117,26 +122,34 @@ def _caller_waiting() -> bool:
     """Whether the failed webhook was to put a caller, still on the line, through to someone."""
     if request.endpoint == "voice.incoming":
         return True
-    return (request.endpoint == "voice.dial_complete" and request.form.get("DialCallStatus") in NOT_REACHED
+    return (request.endpoint in ("voice.dial_complete", "rescue.dial_complete")
+            and request.form.get("DialCallStatus") in NOT_REACHED
             and request.form.get("CallStatus") not in FINAL_CALL_STATUSES)
 
 
 def _last_resort() -> VoiceResponse | None:
     """The failure was not Redis (that has its own path), most likely the database: ring every agent free right
-    now, as the live state knows them, and FALLBACK_NUMBER. Nothing is recorded, but the caller gets a person."""
+    now, as the live state knows them, and FALLBACK_NUMBER; with nobody to ring, promise a callback. Nothing is
+    recorded now: the call is noted in Redis, and put on record (its callback queued) once the database answers
+    again (`routing.rescued`). A promise Redis cannot note is not made: the caller hears the apology instead."""
     config = current_app.config["DIRECTO"]
+    redis = services().redis
     try:
         free = [twiml.AgentTarget(identity, state.get("phone") or None)
                 for identity, state in presence(services()).states().items()
                 if state.get("status") == AgentStatus.AVAILABLE]
     except RedisError:
         free = []
-    if not free and not config.fallback_number:
-        return None
-    caller = CallerContext(number=normalise_number(request.form.get("From"), config.default_region),
-                           language=config.default_language)
-    return twiml.ring_everyone(
-        free, caller, request.form.get("CallSid", ""), fallback_number=config.fallback_number or None,
-        action_url=external_url("voice.dial_complete", attempt=FALLBACK_ATTEMPT),
-        agent_status_url=external_url("voice.agent_leg"), timeout=config.ring_timeout_seconds,
-    )
+    sid, from_raw = request.form.get("CallSid", ""), request.form.get("From", "")
+    number = normalise_number(from_raw, config.default_region)
+    caller = CallerContext(number=number, language=guess_language(number, config.default_language))
+    if free or config.fallback_number:
+        rescued.note(redis, sid, from_raw, [target.identity for target in free])
+        return twiml.ring_everyone(
+            free, caller, sid, fallback_number=config.fallback_number or None,
+            action_url=external_url("rescue.dial_complete"), agent_status_url=external_url("rescue.agent_leg"),
+            timeout=config.ring_timeout_seconds,
+        )
+    if number and rescued.note(redis, sid, from_raw, [], callback=True):
+        return twiml.say_and_hang_up(caller.language, "callback_promise", minutes=config.callback_promise_minutes)
+    return None

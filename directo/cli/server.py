@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import shutil
 import signal
@@ -121,8 +122,11 @@ def reachable_from_elsewhere(host: str) -> bool:
 
 @click.command()
 @click.option("--burst", is_flag=True, help="Run the jobs queued now, then exit.")
-def worker(burst: bool) -> None:
+@click.option("--verbose", is_flag=True, help="Log every job, the periodic sweeps' routine runs included.")
+def worker(burst: bool, verbose: bool) -> None:
     """Run an RQ worker for Directo's jobs (callbacks, SMS, recordings), with its scheduler."""
+    if not verbose:
+        logging.getLogger("rq.worker").addFilter(periodic.QuietRoutine())
     with services() as svc:
         if not burst:
             periodic.start(svc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 
 from redis import Redis, RedisError
@@ -16,6 +17,8 @@ RECONCILE_SECONDS = 60
 PRUNE_SECONDS = 3600
 # How long a worker waits for the replicas to hold a lock it took before enqueueing the job anyway.
 REPLICA_ACK_MS = 500
+# Periodic jobs' ids and descriptions begin with this, so the worker's log can tell them from real work.
+JOB_PREFIX = "periodic-"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ def table(svc: Services) -> tuple[Periodic, ...]:
         Periodic("sweep", "routing.callback_jobs.sweep", sweep,
                  "presence Redis lost, wrap-ups ended, callbacks due, callbacks a dead worker left"),
         Periodic("complaints", "recordings.jobs.resume_pending_job", sweep, "complaint SMS and recordings lost"),
+        Periodic("rescued", "routing.rescued.record_rescued_job", sweep,
+                 "calls put through while the database failed, to put on record"),
         Periodic("reconcile", "routing.reconcile.reconcile_agents", RECONCILE_SECONDS,
                  "agents held by calls that are over"),
         Periodic("prune", "directo.core.unit_of_work.prune_old_receipts", PRUNE_SECONDS,
@@ -65,7 +70,8 @@ def start(svc: Services) -> threading.Thread:
                     if svc.redis.set(f"directo:{job.name}-lock", "1", nx=True, ex=max(1, int(job.every))):
                         on_replicas(svc.redis, job.name)
                         svc.queue.enqueue(job.job, job_timeout=max(60, min(int(job.every), 600)),
-                                          result_ttl=int(job.every))
+                                          result_ttl=int(job.every), job_id=f"{JOB_PREFIX}{job.name}-{uuid.uuid4()}",
+                                          description=f"{JOB_PREFIX}{job.name}: {job.job}()")
             except RedisError:
                 logger.warning("periodic jobs not scheduled: Redis unreachable; retrying")
             threading.Event().wait(tick)
@@ -73,3 +79,13 @@ def start(svc: Services) -> threading.Thread:
     thread = threading.Thread(target=loop, name="directo-periodic", daemon=True)
     thread.start()
     return thread
+
+
+class QuietRoutine(logging.Filter):
+    """Drops the worker's routine lines about periodic jobs (picked up, OK, result kept: eight lines every sweep);
+    their warnings and errors still show, as does every line about any other job."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or not isinstance(record.args, tuple):
+            return True
+        return not any(isinstance(arg, str) and arg.startswith(JOB_PREFIX) for arg in record.args)

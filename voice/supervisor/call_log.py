@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from directo.core.db import Database
 from directo.core.models import Agent, Call, Complaint, Customer
 from directo.core.states import CallOutcome
+from voice.input_guard import MAX_ID
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 2000
@@ -34,6 +35,8 @@ LABELS = {
 # What the outcome filter offers: every outcome, answered ones split by who answered.
 OUTCOMES = {PREVIOUS: "answered by previous agent", ANOTHER: "answered by another agent", **LABELS}
 assert set(LABELS) | {CallOutcome.ANSWERED} == set(CallOutcome), "every outcome has a label"
+# The dates a filter may name: the day after the last must still be a date, and a timestamp in any time zone.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
 CSV_COLUMNS = ["call_sid", "direction", "started_at", "caller", "caller_name", "agent", "waited_s", "talked_s",
                "outcome", "complaint"]
 
@@ -78,9 +81,12 @@ def _day(args: dict[str, str], key: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise FilterError(f"'{key}' must be a date as YYYY-MM-DD, not {raw!r}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise FilterError(f"'{key}' must be a date between {FIRST_DAY} and {LAST_DAY}, not {raw!r}")
+    return day
 
 
 def midnight(day: date) -> datetime:
@@ -115,11 +121,18 @@ def encode_cursor(started_at: datetime, call_id: int) -> str:
 
 
 def decode_cursor(raw: str) -> tuple[datetime, int]:
+    stamp, _, call_id = raw.rpartition("~")
     try:
-        stamp, _, call_id = raw.rpartition("~")
-        return datetime.fromisoformat(stamp).astimezone(UTC), int(call_id)
-    except ValueError:
+        return datetime.fromisoformat(stamp).astimezone(UTC), cursor_id(call_id)
+    except (ValueError, OverflowError):  # OverflowError: a time zone that moves year 1 or 9999 off the calendar
         raise FilterError(f"page cursor {raw!r} is not one this page made") from None
+
+
+def cursor_id(raw: str) -> int:
+    """The id part of a cursor: plain ASCII digits, within the database's integers."""
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ID:
+        raise FilterError(f"page cursor {raw!r} is not one this page made")
+    return int(raw)
 
 
 def _conditions(session: Session, filters: Filters) -> list[Any]:

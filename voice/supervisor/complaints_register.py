@@ -13,8 +13,8 @@ from directo.core.models import Agent, Call, Callback, CallEvent, CallNote, Comp
 from directo.core.states import SmsState
 from recordings.audit import verify
 from voice.supervisor.call_log import (
-    FilterError,
     Filters,
+    cursor_id,
     outcome_label,
     seconds,
     stream_csv,
@@ -47,9 +47,7 @@ def page(session: Session, filters: Filters, after: str | None = None,
     """Newest complaints first, paged by id (complaint ids grow with time)."""
     where = who_and_when(session, filters, Complaint.flagged_at, Complaint.agent_id, Complaint.phone)
     if after:
-        if not after.isdigit():
-            raise FilterError(f"page cursor {after!r} is not one this page made")
-        where.append(Complaint.id < int(after))
+        where.append(Complaint.id < cursor_id(after))
     found = session.scalars(
         select(Complaint).where(*where).order_by(Complaint.id.desc()).limit(size + 1)
         .options(selectinload(Complaint.messages), selectinload(Complaint.recording),
