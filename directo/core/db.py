@@ -33,7 +33,7 @@ def make_engine(url: str, *, pooler: bool = False, pool_size: int = POOL_SIZE, m
     statement psycopg prepared on the last one does not exist: psycopg then prepares none (prepare_threshold).
     """
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = make_url(url).database  # None or ":memory:" for a database in memory
         if path and path != ":memory:":
             # Password hashes, customers' numbers and notes: the owner's alone. SQLite gives the -wal and -shm
             # files the database file's own mode.
