@@ -27,7 +27,9 @@ import requests
 from harness import gunicorn, percentile, private_stack
 from twilio.request_validator import RequestValidator
 
+from directo.core.states import AgentStatus
 from routing import agents as admin
+from routing import roster
 
 TOKEN = "bench-token"
 UNLIMITED = "1000000 per 1 second"
@@ -111,11 +113,11 @@ def main() -> None:
     results = {}
     for name, limits in SETTINGS.items():
         with private_stack(args.database_url, TWILIO_AUTH_TOKEN=TOKEN, WRAPUP_SECONDS="0", **limits) as (svc, env):
-            admin.add_agent(svc, "ana", "Ana", ["es"])
-            admin.set_password(svc, "ana", "correct horse battery")
+            roster.add_agent(svc, "ana", "Ana", ["es"])
+            roster.set_password(svc, "ana", "correct horse battery")
             for i in range(args.agents):
-                admin.add_agent(svc, f"agent{i:03d}", f"Agent {i}", ["es", "en"])
-                admin.set_status(svc, f"agent{i:03d}", "available")
+                roster.add_agent(svc, f"agent{i:03d}", f"Agent {i}", ["es", "en"])
+                admin.set_status(svc, f"agent{i:03d}", AgentStatus.AVAILABLE)
             results[name] = measure(args, env)
             dialect = svc.db.engine.dialect.name
 

@@ -28,6 +28,7 @@ from directo.core.states import HELD, LIVE, CallbackState, CallOutcome, CallStat
 from recordings.audit import verify
 from recordings.complaints import flag
 from routing import agents as admin
+from routing import roster
 from voice import create_app
 from voice.twilio_form import clean
 
@@ -59,11 +60,11 @@ def furnish(services, twilio: TwilioWebhooks) -> None:
     """A call center mid-morning: a call in progress, one over, a callback held for an agent, a complaint."""
     for identity in ("ana", "cy"):
         add(services, identity)
-        admin.set_password(services, identity, PASSWORD)
+        roster.set_password(services, identity, PASSWORD)
     add(services, "tom", phone=AGENT_PHONE, status="away")
     add(services, "bea", status="away")
-    admin.add_agent(services, "sara", "Sara", ["es"], role="supervisor")
-    admin.set_password(services, "sara", PASSWORD)
+    roster.add_agent(services, "sara", "Sara", ["es"], role="supervisor")
+    roster.set_password(services, "sara", PASSWORD)
     live = twilio.incoming(LIVE_SID, from_=CALLERS[0])
     twilio.agent_leg(dial_of(live).find("Client").get("statusCallback"), LIVE_SID, "in-progress", "client:ana")
     complete_call(twilio, twilio.incoming(DONE_SID, from_=CALLERS[1]), DONE_SID, "cy")

@@ -42,7 +42,7 @@ from directo.simulate import Options, Simulation
 from directo.simulate.people import Habits
 from directo.simulate.run import OUR_NUMBER
 from recordings import audit
-from routing import agents as agent_admin
+from routing import roster
 
 pytestmark = [pytest.mark.drill, pytest.mark.timeout(600)]
 
@@ -151,7 +151,7 @@ def test_failover_drill(tmp_path, record_property, capsys) -> None:
                           time_scale=TIME_SCALE, twilio_port=twilio_port, settle_seconds=60, habits=HABITS, seed=15)
         simulation = stack.enter_context(Simulation(svc, options))
         simulation.staff()
-        agent_admin.set_password(svc, WATCHED_AGENT, PASSWORD)
+        roster.set_password(svc, WATCHED_AGENT, PASSWORD)
         page = requests.Session()
         _log_in(page, hosts[0].web_url)
 

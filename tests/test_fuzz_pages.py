@@ -28,7 +28,7 @@ from test_agent_page import PASSWORD
 from directo.core.config import Config
 from directo.core.models import Agent
 from directo.core.urls import TWILIO_ROUTES
-from routing import agents as admin
+from routing import roster
 from voice import create_app
 
 IDENTITIES = ["ana", "cy", "tom", "bea", "sara", "nobody"]
@@ -71,7 +71,7 @@ def log_in(base: str, who: str, svc: Any) -> Browser:
         return browser
     with svc.db.session() as session:
         session.query(Agent).filter(Agent.identity == who).update({"active": True})
-    admin.set_password(svc, who, PASSWORD)
+    roster.set_password(svc, who, PASSWORD)
     browser.http.post(base + "/agent/login", data={"identity": who, "password": PASSWORD, "csrf_token": browser.csrf},
                       timeout=30)
     browser.csrf = _csrf(browser.http.get(base + "/agent/", timeout=30).text) or browser.csrf
