@@ -32,6 +32,8 @@ def table(svc: Services) -> tuple[Periodic, ...]:
         Periodic("complaints", "recordings.jobs.resume_pending_job", sweep, "complaint SMS and recordings lost"),
         Periodic("reconcile", "routing.reconcile.reconcile_agents", RECONCILE_SECONDS,
                  "agents held by calls that are over"),
+        Periodic("complaint-deadlines", "routing.complaint_calls.deadlines_job", RECONCILE_SECONDS,
+                 "complaints due with the customer still not told: the resolution by SMS"),
         Periodic("prune", "directo.core.unit_of_work.prune_old_receipts", PRUNE_SECONDS,
                  "exactly-once receipts past their use"),
     )
