@@ -1,0 +1,173 @@
+"""The life of a complaint after its reference, end to end: resolved by its owner, the customer told by the owner's
+call through the callback queue (or by SMS when unreachable), followed up, closed or reopened. Real parts throughout:
+the app on a real server, the Twilio stand-in as the phone network, real RQ jobs, the `directo` command as a user
+runs it, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
+from directo.cli import main
+from directo.core.models import AuditEntry, Call, Callback, Complaint, SmsMessage, utcnow
+from directo.core.states import CallbackKind, CallbackState, ComplaintState, SmsTopic, ToldVia
+from recordings import audit
+from recordings.complaints import flag
+from recordings.references import spelled
+from routing import complaint_calls, complaint_life
+from routing.complaint_life import Actor
+from routing.dispatch import dispatch
+from routing.presence import presence
+from standin import Answer, NoAnswer
+from tests.test_callbacks import CUSTOMER, add_agent
+
+SUE = Actor("sue", supervisor=True)
+
+
+@pytest.fixture
+def config(config):
+    return replace(config, wrapup_seconds=0)  # agents are free again the moment a call ends
+
+
+@pytest.fixture
+def directo(callcenter):
+    """`directo ...` as a supervisor runs it, on the call center's configuration."""
+    config = callcenter.services.config
+    env = {"DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url, "DIRECTO_DATA_DIR": config.data_dir,
+           "TWILIO_AUTH_TOKEN": config.twilio_auth_token, "PUBLIC_BASE_URL": config.public_base_url}
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True):
+        result = runner.invoke(main, list(args), env=env)
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    return run
+
+
+def complaint_on_a_call(cc, agent: str = "ana", customer: str = CUSTOMER, summary: str = "Cobro doble") -> str:
+    """The customer calls, `agent` answers and flags a complaint mid-call; the customer hears the reference."""
+    cc.standin.network.set_behaviour(f"client:{agent}", Answer(after=1.0, talk=300.0))
+    cc.standin.network.set_behaviour(customer, Answer(after=1.0, talk=None))
+    call = cc.place_call(customer)
+    cc.until(lambda: _answered(cc, call.sid), jobs=False)
+    reference = flag(cc.services, call.sid, agent, summary=summary).reference
+    call.wait(timeout=30)
+    cc.until(lambda: complaint(cc, reference).spoken_at is not None)
+    return reference
+
+
+def _answered(cc, sid: str) -> bool:
+    with cc.services.db.session() as session:
+        return session.scalar(select(Call.answered_at).where(Call.call_sid == sid)) is not None
+
+
+def complaint(cc, reference: str) -> Complaint:
+    with cc.services.db.session() as session:
+        return session.scalar(select(Complaint).where(Complaint.reference == reference))
+
+
+def owed(cc, reference: str, kind: CallbackKind) -> Callback | None:
+    with cc.services.db.session() as session:
+        return session.scalar(select(Callback).options(selectinload(Callback.agent), selectinload(Callback.preferred_agent))
+                              .join(Complaint, Complaint.id == Callback.complaint_id)
+                              .where(Complaint.reference == reference, Callback.kind == kind)
+                              .order_by(Callback.id.desc()))
+
+
+def falls_due(cc, callback_id: int, grace: timedelta = timedelta(minutes=60)) -> None:
+    """Time passes until a dated call is due (its owner alone may take it for `grace`)."""
+    now = utcnow()
+    with cc.services.db.session() as session:
+        session.execute(update(Callback).where(Callback.id == callback_id).values(
+            due_at=now, exclusive_until=now + grace))
+
+
+def said_to(cc, endpoint: str) -> str:
+    """Everything the stand-in's voices said on the calls to `endpoint`."""
+    return json.dumps([e.detail.get("text") for leg in cc.standin.network.legs_to(endpoint)
+                       for e in leg.find("verb") if e.detail.get("verb") == "Say"], ensure_ascii=False)
+
+
+def test_the_whole_life_resolved_told_followed_up_closed(callcenter, directo) -> None:
+    cc = callcenter
+    add_agent(cc.services, "ana")
+    add_agent(cc.services, "bea")
+    reference = complaint_on_a_call(cc)
+    flagged = complaint(cc, reference)
+    assert (flagged.state, flagged.owner_id, flagged.agent_id) == (ComplaintState.RECEIVED, flagged.agent_id, 1)
+    assert flagged.due_at - flagged.flagged_at == timedelta(days=15) == flagged.first_due_at - flagged.flagged_at
+
+    [listed] = json.loads(directo("complaints", "list", "--json").output)
+    assert (listed["state"], listed["owner"], listed["next_step"], listed["flag"]) == (
+        "received", "ana", "write the resolution", None)
+    entries = _audit_count(cc)
+    refused = directo("complaints", "verify", reference, "--satisfied", ok=False)
+    assert f"{reference} is received: only a complaint that is told can be verified" in refused.output
+    blaming = directo("complaints", "resolve", reference, "--explanation", "Le cobramos dos veces.",
+                      "--remedy", "Devolución del cargo.", "--cause", "Ana pulsó dos veces.", ok=False)
+    assert "the cause names Ana: name the process that failed, never a person" in blaming.output
+    assert _audit_count(cc) == entries and complaint(cc, reference).state == ComplaintState.RECEIVED
+
+    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))
+    cc.standin.network.set_behaviour(CUSTOMER, Answer(after=2.0, talk=40.0))
+    resolved = directo("complaints", "resolve", reference, "--explanation", "Le cobramos dos veces la factura.",
+                       "--remedy", "Devolución del cargo duplicado en 3 días.",
+                       "--cause", "La pasarela de pago reintenta sin comprobar el primer cobro.", "--by", "ana")
+    assert "resolved; next: call the customer to explain it" in resolved.output
+    told_call = owed(cc, reference, CallbackKind.COMPLAINT_TOLD)
+    assert told_call.preferred_agent.identity == "ana" and told_call.about == "Devolución del cargo duplicado en 3 días."
+    cc.until(lambda: complaint(cc, reference).state == ComplaintState.TOLD, timeout=30)
+    assert owed(cc, reference, CallbackKind.COMPLAINT_TOLD).agent.identity == "ana", "its owner made the call"
+    assert f"Reclamación {spelled(reference)} de {' '.join(CUSTOMER.lstrip('+'))}: explíquele la solución" \
+        in said_to(cc, "client:ana")
+    told = complaint(cc, reference)
+    assert (told.told_via, told.told_by, told.remedy_accepted) == (ToldVia.CALL, "ana", None)
+    followup = owed(cc, reference, CallbackKind.COMPLAINT_FOLLOWUP)
+    assert followup.state == CallbackState.QUEUED and followup.preferred_agent.identity == "ana"
+    assert timedelta(days=7) - (followup.due_at - told.told_at) < timedelta(seconds=1)
+
+    accepted = directo("complaints", "told", reference, "--accepted", "--note", "Le parece bien", "--by", "ana")
+    assert "told; next: follow-up call" in accepted.output
+    assert "the customer's answer is already recorded" in directo(
+        "complaints", "told", reference, "--not-accepted", ok=False).output
+
+    falls_due(cc, followup.id)  # a week later
+    cc.standin.network.set_behaviour(CUSTOMER, Answer(after=2.0, talk=40.0))
+    assert dispatch(cc.services) == [followup.id]
+    cc.until(lambda: owed(cc, reference, CallbackKind.COMPLAINT_FOLLOWUP).state == CallbackState.DONE, timeout=30)
+    assert "pregúntele si la solución ha funcionado" in said_to(cc, "client:ana")
+    closed = directo("complaints", "verify", reference, "--satisfied", "--note", "Ya me lo devolvieron", "--by", "ana")
+    assert f"{reference} closed" in closed.output
+
+    shown = json.loads(directo("complaints", "show", reference, "--json").output)
+    assert (shown["state"], shown["satisfied"], shown["verdict_note"], shown["next_step"]) == (
+        "closed", True, "Ya me lo devolvieron", "none: closed")
+    events = [s["event"] for s in shown["steps"] if s["what"] == "audit"]
+    life = ["complaint-flagged", "complaint-resolved", "customer-told", "remedy-accepted", "complaint-closed"]
+    assert [e for e in events if e in life] == life
+    kinds = [s["event"] for s in shown["steps"] if s["what"] == "call"]
+    assert kinds == ["flagged-on", "complaint-told", "complaint-followup"]
+    text = directo("complaints", "show", reference).output
+    assert "State:               closed" in text and "Satisfied:           yes" in text
+    assert "intact" in directo("audit", "verify").output
+
+    month = told.flagged_at.strftime("%Y-%m")
+    figures = json.loads(directo("report", "--month", month, "--json").output)
+    assert figures | {
+        "complaints_received": 1, "complaints_resolved_within_deadline": 1, "complaints_customer_told": 1,
+        "complaints_verified": 1, "complaints_satisfied_at_verification": 1, "share_satisfied_at_verification": 100.0,
+        "complaints_reopened": 0, "complaints_open_past_deadline": 0, "calls_received": 1,
+        "calls_reaching_a_person_within_3_minutes": 1} == figures
+    assert figures["median_days_to_customer_told"] == 0.0
+
+
+def _audit_count(cc) -> int:
+    with cc.services.db.session() as session:
+        return len(session.scalars(select(AuditEntry.id)).all())
