@@ -121,7 +121,8 @@ def refusal(session: Session, complaint_id: int, step: str, applies_to: Iterable
     """Why a step changed nothing, read from the row as committed (another person's step may have just won)."""
     reference, state = session.execute(
         select(Complaint.reference, Complaint.state).where(Complaint.id == complaint_id)).one()
-    allowed = " or ".join(sorted(applies_to))
+    names = [state.value for state in ComplaintState if state in set(applies_to)]  # in the order of a life
+    allowed = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
     return WrongState(f"{reference} is {state}: only a complaint that is {allowed} can be {step}")
 
 

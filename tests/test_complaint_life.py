@@ -5,6 +5,7 @@ runs it, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -17,13 +18,12 @@ from sqlalchemy.orm import selectinload
 from directo.cli import main
 from directo.core.models import AuditEntry, Call, Callback, Complaint, SmsMessage, utcnow
 from directo.core.states import CallbackKind, CallbackState, ComplaintState, SmsTopic, ToldVia
-from recordings import audit
+from recordings import audit, register
 from recordings.complaints import flag
 from recordings.references import spelled
 from routing import complaint_calls, complaint_life
 from routing.complaint_life import Actor
 from routing.dispatch import dispatch
-from routing.presence import presence
 from standin import Answer, NoAnswer
 from tests.test_callbacks import CUSTOMER, add_agent
 
@@ -32,7 +32,8 @@ SUE = Actor("sue", supervisor=True)
 
 @pytest.fixture
 def config(config):
-    return replace(config, wrapup_seconds=0)  # agents are free again the moment a call ends
+    # Agents are free again the moment a call ends; one try a day at reaching the customer keeps the tests short.
+    return replace(config, wrapup_seconds=0, callback_max_attempts=1)
 
 
 @pytest.fixture
@@ -75,7 +76,8 @@ def complaint(cc, reference: str) -> Complaint:
 
 def owed(cc, reference: str, kind: CallbackKind) -> Callback | None:
     with cc.services.db.session() as session:
-        return session.scalar(select(Callback).options(selectinload(Callback.agent), selectinload(Callback.preferred_agent))
+        return session.scalar(select(Callback)
+                              .options(selectinload(Callback.agent), selectinload(Callback.preferred_agent))
                               .join(Complaint, Complaint.id == Callback.complaint_id)
                               .where(Complaint.reference == reference, Callback.kind == kind)
                               .order_by(Callback.id.desc()))
@@ -122,7 +124,7 @@ def test_the_whole_life_resolved_told_followed_up_closed(callcenter, directo) ->
                        "--cause", "La pasarela de pago reintenta sin comprobar el primer cobro.", "--by", "ana")
     assert "resolved; next: call the customer to explain it" in resolved.output
     told_call = owed(cc, reference, CallbackKind.COMPLAINT_TOLD)
-    assert told_call.preferred_agent.identity == "ana" and told_call.about == "Devolución del cargo duplicado en 3 días."
+    assert (told_call.preferred_agent.identity, told_call.about) == ("ana", "Devolución del cargo duplicado en 3 días.")
     cc.until(lambda: complaint(cc, reference).state == ComplaintState.TOLD, timeout=30)
     assert owed(cc, reference, CallbackKind.COMPLAINT_TOLD).agent.identity == "ana", "its owner made the call"
     assert f"Reclamación {spelled(reference)} de {' '.join(CUSTOMER.lstrip('+'))}: explíquele la solución" \
@@ -171,3 +173,77 @@ def test_the_whole_life_resolved_told_followed_up_closed(callcenter, directo) ->
 def _audit_count(cc) -> int:
     with cc.services.db.session() as session:
         return len(session.scalars(select(AuditEntry.id)).all())
+
+
+def resolved_by_ana(cc, reference: str) -> None:
+    complaint_life.resolve(cc.services, reference, explanation="Le cobramos dos veces",
+                           remedy="Le devolvemos el cargo duplicado", cause="La pasarela reintenta sin comprobar",
+                           by=Actor("ana"))
+
+
+def test_a_customer_unreachable_on_three_days_gets_the_resolution_by_sms(callcenter) -> None:
+    cc = callcenter
+    add_agent(cc.services, "ana")
+    reference = complaint_on_a_call(cc)
+    cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=None))
+    cc.standin.network.set_behaviour(CUSTOMER, NoAnswer())
+    resolved_by_ana(cc, reference)
+    for day in range(1, 4):
+        trying = owed(cc, reference, CallbackKind.COMPLAINT_TOLD)
+        if day > 1:
+            assert trying.due_at - trying.queued_at == timedelta(days=1), "another day's try, by the same owner"
+            assert trying.preferred_agent.identity == "ana"
+            falls_due(cc, trying.id)
+            assert dispatch(cc.services) == [trying.id]
+        cc.until(functools.partial(_tried, cc, reference, trying.id), timeout=30)
+        assert complaint(cc, reference).state == (ComplaintState.RESOLVED if day < 3 else ComplaintState.TOLD)
+    told = complaint(cc, reference)
+    assert (told.told_via, told.told_by) == (ToldVia.SMS, "directo")
+    cc.until(lambda: any(m.status == "delivered" and "cargo duplicado" in m.body for m in cc.standin.network.messages))
+    [text] = [m for m in cc.standin.network.messages if "cargo duplicado" in m.body]
+    assert text.to == CUSTOMER and text.body == (
+        f"Reclamación {reference}: Le cobramos dos veces. Le ofrecemos: Le devolvemos el cargo duplicado. "
+        "Si quiere hablarlo, llámenos con su referencia.")
+    with cc.services.db.session() as session:
+        [notice] = session.scalars(select(SmsMessage).where(SmsMessage.topic == SmsTopic.COMPLAINT_RESOLUTION)).all()
+        events = [e.event for e in audit.entries(session, notice.complaint_id)]
+        assert events.index("customer-told") < events.index("sms-accepted", events.index("customer-told"))
+        assert events[-1] == "sms-delivered" and audit.verify(session).intact
+    assert owed(cc, reference, CallbackKind.COMPLAINT_FOLLOWUP).state == CallbackState.QUEUED, \
+        "the follow-up still asks whether the remedy worked"
+
+
+def _tried(cc, reference: str, callback_id: int) -> bool:
+    """The day's try ended: missed, and another day's try (or the SMS) followed."""
+    latest = owed(cc, reference, CallbackKind.COMPLAINT_TOLD)
+    return latest.id != callback_id or latest.state == CallbackState.MISSED
+
+
+def test_due_date_reached_with_nobody_to_call_texts_the_resolution(callcenter) -> None:
+    cc = callcenter
+    add_agent(cc.services, "ana")
+    reference = complaint_on_a_call(cc)
+    from routing import agents as admin
+
+    admin.set_status(cc.services, "ana", "away")  # and nobody else speaks Spanish: the call waits in the queue
+    resolved_by_ana(cc, reference)
+    waiting = owed(cc, reference, CallbackKind.COMPLAINT_TOLD)
+    assert waiting.state == CallbackState.QUEUED
+    assert complaint_calls.deadlines(cc.services) == [], "not yet due"
+    with cc.services.db.session() as session:  # fifteen days pass
+        past = utcnow() - timedelta(minutes=1)
+        session.execute(update(Complaint).where(Complaint.reference == reference).values(
+            due_at=past, first_due_at=past))
+    with cc.services.db.session() as session:
+        [listed] = register.listing(session, register.query(overdue=True))
+    assert (listed["flag"], listed["next_step"]) == ("OVERDUE", "call the customer to explain it (due "
+                                                                 f"{waiting.due_at:%Y-%m-%d %H:%M})")
+    assert complaint_calls.deadlines(cc.services) == [reference]
+    assert complaint_calls.deadlines(cc.services) == [], "once"
+    cancelled = owed(cc, reference, CallbackKind.COMPLAINT_TOLD)
+    assert (cancelled.id, cancelled.state) == (waiting.id, CallbackState.CANCELLED)
+    assert "due date reached: told by SMS" in cancelled.close_reason
+    told = complaint(cc, reference)
+    assert (told.state, told.told_via) == (ComplaintState.TOLD, ToldVia.SMS)
+    assert told.first_told_at > told.first_due_at, "late: the report will count it outside the deadline"
+    cc.until(lambda: any(reference in m.body and "cargo duplicado" in m.body for m in cc.standin.network.messages))
