@@ -64,23 +64,32 @@ def calls_owed(session: Session, complaint_ids: Iterable[int]) -> dict[int, Call
     return owed
 
 
+# What has to happen next, by code (the agent page words it in the agent's language) and in English.
+NEXT_STEP = {
+    "resolve": "write the resolution",
+    "call": "call the customer to explain it (due {due})",
+    "tell-when-they-call": "tell the customer when they call (withheld number)",
+    "answer": "record whether the customer accepts the remedy",
+    "followup": "follow-up call {due}: did the remedy work?",
+    "verdict": "record the follow-up's verdict",
+    "none": "none: closed",
+}
+
+
 def next_step(complaint: Complaint, owed: Callback | None) -> str:
-    """What has to happen next, in words for whoever reads the register."""
+    """The code of what has to happen next (a key of NEXT_STEP)."""
     state = complaint.state
     if state in (ComplaintState.RECEIVED, ComplaintState.REOPENED):
-        return "write the resolution"
+        return "resolve"
     if state == ComplaintState.RESOLVED:
         if complaint.phone is None:
-            return "tell the customer when they call (withheld number)"
-        return f"call the customer to explain it (due {_day_time(owed.due_at)})" if owed else \
-            "record the customer's answer to the explanation"
+            return "tell-when-they-call"
+        return "call" if owed is not None else "answer"
     if state == ComplaintState.TOLD:
         if complaint.remedy_accepted is None and complaint.told_via == ToldVia.CALL:
-            return "record whether the customer accepts the remedy"
-        if owed is not None and owed.kind == CallbackKind.COMPLAINT_FOLLOWUP:
-            return f"follow-up call {_day_time(owed.due_at)}: did the remedy work?"
-        return "record the follow-up's verdict"
-    return "none: closed"
+            return "answer"
+        return "followup" if owed is not None and owed.kind == CallbackKind.COMPLAINT_FOLLOWUP else "verdict"
+    return "none"
 
 
 def _day_time(at: datetime) -> str:
@@ -98,6 +107,7 @@ def view(complaint: Complaint, now: datetime, owed: Callback | None = None) -> d
     owner = complaint.owner
     return {
         "reference": complaint.reference,
+        "call_id": complaint.call_id,
         "call_sid": complaint.call.call_sid,
         "state": complaint.state,
         "owner": owner.identity if owner else None,
@@ -111,7 +121,8 @@ def view(complaint: Complaint, now: datetime, owed: Callback | None = None) -> d
         "due_at": _iso(complaint.due_at),
         "days_open": days_open(complaint, now),
         "flag": deadline_flag(complaint.state, complaint.due_at, now),
-        "next_step": next_step(complaint, owed),
+        "next": (step := next_step(complaint, owed)),
+        "next_step": NEXT_STEP[step].format(due=_day_time(owed.due_at) if owed else ""),
         "next_call": {"kind": owed.kind, "due_at": _iso(owed.due_at), "state": owed.state} if owed else None,
         "spoken": complaint.spoken_at is not None,
         "sms": texts[-1].state if texts else None,
@@ -146,6 +157,19 @@ def listing(session: Session, statement: Select[tuple[Complaint]], now: datetime
     return [view(c, now, owed.get(c.id)) for c in found]
 
 
+def attention(session: Session, now: datetime | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """Complaints whose customer is still not told, overdue or with two days left at most, due first: where the
+    owner and a supervisor, the customer's advocate inside the company, have to look now."""
+    now = now or utcnow()
+    statement = query(now=now).where(Complaint.state.in_(UNANSWERED), Complaint.due_at < now + AT_RISK)
+    return listing(session, statement.order_by(None).order_by(Complaint.due_at), now, limit)
+
+
+def row(session: Session, complaint: Complaint, now: datetime | None = None) -> dict[str, Any]:
+    """One complaint's view, with the call it is owed next."""
+    return view(complaint, now or utcnow(), calls_owed(session, [complaint.id]).get(complaint.id))
+
+
 def timeline(session: Session, complaint: Complaint) -> list[dict[str, Any]]:
     """Every step of a complaint in time order: audit entries, the calls made about it, its texts, its recording."""
     steps: list[dict[str, Any]] = [
@@ -175,6 +199,10 @@ def timeline(session: Session, complaint: Complaint) -> list[dict[str, Any]]:
                       "detail": {"sha256": recording.sha256, "path": recording.path,
                                  "duration_ms": recording.duration_ms}, "recording_id": recording.id})
     return sorted(steps, key=lambda step: step["at"])
+
+
+def yes_no(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "no"
 
 
 def _iso(value: datetime | None) -> str | None:

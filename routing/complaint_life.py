@@ -77,7 +77,7 @@ def _blamed(session: Session, cause: str) -> str | None:
 
 
 def _owner_or_supervisor(complaint: Complaint, actor: Actor, step: str) -> None:
-    if not actor.supervisor and (complaint.owner is None or complaint.owner.identity != actor.identity):
+    if not _owns(complaint, actor):
         raise NotAllowed(f"{complaint.reference} is {_owner_name(complaint)}'s: only its owner or a supervisor can "
                          f"{step} it")
 
@@ -86,15 +86,30 @@ def _owner_name(complaint: Complaint) -> str:
     return complaint.owner.identity if complaint.owner else "nobody"
 
 
+def _owns(complaint: Complaint, actor: Actor) -> bool:
+    return actor.supervisor or (complaint.owner is not None and complaint.owner.identity == actor.identity)
+
+
+def _with_customer(session: Session, complaint: Complaint, identity: str, *, answered: bool) -> bool:
+    """The agent has been put through to this complaint's customer since it was flagged (`answered`: and spoke)."""
+    if complaint.customer_id is None:
+        return False
+    agent_id = select(Agent.id).where(Agent.identity == identity).scalar_subquery()
+    where = [Call.customer_id == complaint.customer_id, Call.started_at >= complaint.flagged_at,
+             Call.agent_id == agent_id]
+    if answered:
+        where.append(Call.answered_at.is_not(None))
+    return bool(session.scalar(select(exists().where(*where))))
+
+
+def may_see(session: Session, complaint: Complaint, actor: Actor) -> bool:
+    """Its owner, a supervisor, and an agent given a call with its customer (the screen pop comes before hello)."""
+    return _owns(complaint, actor) or _with_customer(session, complaint, actor.identity, answered=False)
+
+
 def _spoke_with(session: Session, complaint: Complaint, actor: Actor) -> None:
     """The customer's word may be recorded by the owner, a supervisor, or an agent who spoke with them since."""
-    if actor.supervisor or (complaint.owner is not None and complaint.owner.identity == actor.identity):
-        return
-    talked = complaint.customer_id is not None and session.scalar(select(exists().where(
-        Call.customer_id == complaint.customer_id, Call.started_at >= complaint.flagged_at,
-        Call.answered_at.is_not(None), Call.agent_id == select(Agent.id).where(
-            Agent.identity == actor.identity).scalar_subquery())))
-    if not talked:
+    if not _owns(complaint, actor) and not _with_customer(session, complaint, actor.identity, answered=True):
         raise NotAllowed(f"{complaint.reference}: only its owner, a supervisor or an agent who spoke with the "
                          "customer can record what they said")
 
@@ -136,7 +151,7 @@ def _as_now(unit: Work, complaint: Complaint) -> dict[str, Any]:
     """The complaint as the register shows it after the step, read inside the unit that took it."""
     unit.session.flush()
     unit.session.refresh(complaint)
-    return register.view(complaint, unit.now, register.calls_owed(unit.session, [complaint.id]).get(complaint.id))
+    return register.row(unit.session, complaint, unit.now)
 
 
 def _reopen_due(svc: Services, now: datetime) -> datetime:

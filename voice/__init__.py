@@ -31,6 +31,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["directo"] = services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from voice.agent_complaints import bp as agent_complaints
     from voice.agent_page import bp as agent_page
     from voice.callback_webhooks import bp as callback_webhooks
     from voice.complaints import bp as complaints
@@ -38,7 +39,7 @@ def create_app(config: Config | None = None) -> Flask:
     from voice.supervisor import bp as supervisor
     from voice.webhooks import bp as webhooks
 
-    for blueprint in (webhooks, callback_webhooks, complaints, agent_page, media, supervisor):
+    for blueprint in (webhooks, callback_webhooks, complaints, agent_page, agent_complaints, media, supervisor):
         app.register_blueprint(blueprint)
     # Twilio cannot send a CSRF token; its webhooks are authenticated by X-Twilio-Signature instead.
     csrf.exempt(webhooks)

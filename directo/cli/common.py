@@ -46,7 +46,3 @@ def clock(iso: str | None) -> str:
 def day(iso: str | None) -> str:
     """The date of an ISO timestamp, as a table column."""
     return iso[:10] if iso else "-"
-
-
-def yes_no(value: bool | None) -> str:
-    return "-" if value is None else "yes" if value else "no"

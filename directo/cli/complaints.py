@@ -7,7 +7,7 @@ import json
 import click
 from sqlalchemy import select
 
-from directo.cli.common import day, refusing, services, table, yes_no
+from directo.cli.common import day, refusing, services, table
 from directo.core.models import Complaint
 from directo.core.states import ComplaintState
 from recordings import audit as audit_log
@@ -15,6 +15,7 @@ from recordings import register, sms
 from recordings.complaints import flag
 from recordings.errors import ComplaintError
 from recordings.jobs import resume_pending
+from recordings.register import yes_no
 from routing import complaint_life
 
 BACK_OFFICE = "back-office"
@@ -67,7 +68,7 @@ def complaints_show(reference: str, as_json: bool) -> None:
     texts, recording)."""
     with services() as svc, svc.db.session() as session, refusing(ComplaintError):
         complaint = complaint_life.find(session, reference)
-        [record] = register.listing(session, register.query().where(Complaint.id == complaint.id))
+        record = register.row(session, complaint)
         recording = complaint.recording
         record.update(
             agent=complaint.agent.identity if complaint.agent else None,
