@@ -42,7 +42,8 @@ MACHINE: dict[str, tuple[set[S], S | None]] = {
 _CALLS = itertools.count(1)
 
 
-def new_complaint(services, agent: str = "ana", phone: str | None = "+34600111222") -> int:
+def new_complaint(services, agent: str = "ana", phone: str | None = "+34600111222",
+                  summary: str = "No funciona") -> int:
     """A complaint flagged on an answered call of `agent`'s."""
     sid = f"CA{next(_CALLS):030d}"
     with services.db.session() as session:
@@ -57,7 +58,7 @@ def new_complaint(services, agent: str = "ana", phone: str | None = "+3460011122
                 customer_id = customer.id
         session.add(Call(call_sid=sid, language="es", caller=phone, customer_id=customer_id, agent_id=agent_id,
                          started_at=utcnow(), answered_at=utcnow()))
-    return flag(services, sid, agent, summary="No funciona").complaint_id
+    return flag(services, sid, agent, summary=summary).complaint_id
 
 
 @pytest.fixture
