@@ -54,10 +54,11 @@ def complaints_list(state: str | None, overdue: bool, as_json: bool, limit: int)
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    table(["REFERENCE", "STATE", "OWNER", "CALLER", "FLAGGED", "DUE", "DAYS", "FLAG", "SATISFIED", "SMS", "NEXT STEP"],
-          [[r["reference"], r["state"] + (f" ({r['reopened_count']}x reopened)" if r["reopened_count"] else ""),
-            r["owner"] or "-", r["phone"] or "withheld", day(r["flagged_at"]), day(r["due_at"]), r["days_open"],
-            r["flag"] or "", yes_no(r["satisfied"]), r["sms"] or "-", r["next_step"]] for r in records])
+    table(["REFERENCE", "STATE", "REOPENED", "OWNER", "CALLER", "FLAGGED", "DUE", "DAYS", "FLAG", "SATISFIED", "SMS",
+           "NEXT STEP"],
+          [[r["reference"], r["state"], r["reopened_count"], r["owner"] or "-", r["phone"] or "withheld",
+            day(r["flagged_at"]), day(r["due_at"]), r["days_open"], r["flag"] or "", yes_no(r["satisfied"]),
+            r["sms"] or "-", r["next_step"]] for r in records])
 
 
 @complaints.command("show")
