@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import click
 from sqlalchemy import select
 
 from directo.cli.common import day, refusing, services, table
 from directo.core.models import Complaint
+from directo.core.services import Services
 from directo.core.states import ComplaintState
 from recordings import audit as audit_log
 from recordings import register, sms
@@ -115,6 +118,25 @@ def _by(identity: str) -> complaint_life.Actor:
     return complaint_life.Actor(identity.strip() or BACK_OFFICE, supervisor=True)
 
 
+def _step(take: Callable[[Services], dict[str, Any]]) -> dict[str, Any]:
+    """One step of a complaint's life, under the same rules as the pages; a refusal is its reason and exit 1."""
+    with services() as svc, refusing(ComplaintError):
+        return take(svc)
+
+
+def _customer_said(choice: str, meaning: str, who: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """REFERENCE, what the customer chose, their words and who heard them: the options of a step after a call."""
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        options = [click.argument("reference"), click.option(choice, required=True, help=meaning),
+                   click.option("--note", default="", help="The customer's words."),
+                   click.option("--by", default=BACK_OFFICE, show_default=True, help=who)]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @complaints.command("assign")
 @click.argument("reference")
 @click.option("--to", "identity", required=True, help="The agent who will own it.")
@@ -122,8 +144,7 @@ def _by(identity: str) -> complaint_life.Actor:
 @click.option("--by", default=BACK_OFFICE, show_default=True, help="Who reassigns it.")
 def complaints_assign(reference: str, identity: str, reason: str, by: str) -> None:
     """Give REFERENCE to another owner; the calls it is owed go to them too."""
-    with services() as svc, refusing(ComplaintError):
-        record = complaint_life.assign(svc, reference, identity, reason, _by(by))
+    record = _step(lambda svc: complaint_life.assign(svc, reference, identity, reason, _by(by)))
     click.echo(f"{record['reference']} now owned by {record['owner']}")
 
 
@@ -135,33 +156,24 @@ def complaints_assign(reference: str, identity: str, reason: str, by: str) -> No
 @click.option("--by", default=BACK_OFFICE, show_default=True, help="Who resolves it.")
 def complaints_resolve(reference: str, explanation: str, remedy: str, cause: str, by: str) -> None:
     """Write REFERENCE's resolution; its owner is then owed a call to explain it to the customer."""
-    with services() as svc, refusing(ComplaintError):
-        record = complaint_life.resolve(svc, reference, explanation=explanation, remedy=remedy, cause=cause,
-                                        by=_by(by))
+    record = _step(lambda svc: complaint_life.resolve(svc, reference, explanation=explanation, remedy=remedy,
+                                                      cause=cause, by=_by(by)))
     click.echo(f"{record['reference']} resolved; next: {record['next_step']}")
 
 
 @complaints.command("told")
-@click.argument("reference")
-@click.option("--accepted/--not-accepted", required=True, help="Whether the customer accepts the remedy.")
-@click.option("--note", default="", help="What the customer said.")
-@click.option("--by", default=BACK_OFFICE, show_default=True, help="Who spoke with the customer.")
+@_customer_said("--accepted/--not-accepted", "Whether the customer accepts the remedy.", "Who told the customer.")
 def complaints_told(reference: str, accepted: bool, note: str, by: str) -> None:
     """Record that the customer was told REFERENCE's resolution on a call, and whether they accept the remedy."""
-    with services() as svc, refusing(ComplaintError):
-        record = complaint_life.record_answer(svc, reference, accepted=accepted, note=note, by=_by(by))
+    record = _step(lambda svc: complaint_life.record_answer(svc, reference, accepted=accepted, note=note, by=_by(by)))
     click.echo(f"{record['reference']} {record['state']}; next: {record['next_step']}")
 
 
 @complaints.command("verify")
-@click.argument("reference")
-@click.option("--satisfied/--not-satisfied", required=True, help="The customer's verdict on the remedy.")
-@click.option("--note", default="", help="The customer's words.")
-@click.option("--by", default=BACK_OFFICE, show_default=True, help="Who asked the customer.")
+@_customer_said("--satisfied/--not-satisfied", "The customer's verdict on the remedy.", "Who asked the customer.")
 def complaints_verify(reference: str, satisfied: bool, note: str, by: str) -> None:
     """Record the follow-up's verdict: satisfied closes REFERENCE, not satisfied reopens it with a new due date."""
-    with services() as svc, refusing(ComplaintError):
-        record = complaint_life.verify(svc, reference, satisfied=satisfied, note=note, by=_by(by))
+    record = _step(lambda svc: complaint_life.verify(svc, reference, satisfied=satisfied, note=note, by=_by(by)))
     click.echo(f"{record['reference']} {record['state']}"
                + ("" if satisfied else f", back to {record['owner']}, due {day(record['due_at'])}"))
 
