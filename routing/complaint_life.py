@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from directo.core.models import Agent, Call, Complaint
+from directo.core.models import Agent, Call, Callback, Complaint
 from directo.core.services import Services
 from directo.core.states import (
     COMPLAINT_OPEN,
@@ -103,8 +103,11 @@ def _with_customer(session: Session, complaint: Complaint, identity: str, *, ans
 
 
 def may_see(session: Session, complaint: Complaint, actor: Actor) -> bool:
-    """Its owner, a supervisor, and an agent given a call with its customer (the screen pop comes before hello)."""
-    return _owns(complaint, actor) or _with_customer(session, complaint, actor.identity, answered=False)
+    """Its owner, a supervisor, and an agent given a call with its customer or one of its calls to make (the screen
+    pop comes before hello, and before a callback's call exists)."""
+    mine = select(Agent.id).where(Agent.identity == actor.identity).scalar_subquery()
+    return _owns(complaint, actor) or _with_customer(session, complaint, actor.identity, answered=False) or bool(
+        session.scalar(select(exists().where(Callback.complaint_id == complaint.id, Callback.agent_id == mine))))
 
 
 def _spoke_with(session: Session, complaint: Complaint, actor: Actor) -> None:

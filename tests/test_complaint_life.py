@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from directo.cli import main
+from directo.core import periodic
 from directo.core.models import AuditEntry, Call, Callback, Complaint, SmsMessage, utcnow
 from directo.core.states import CallbackKind, CallbackState, ComplaintState, SmsTopic, ToldVia
 from recordings import audit, register
@@ -238,7 +239,10 @@ def test_due_date_reached_with_nobody_to_call_texts_the_resolution(callcenter) -
         [listed] = register.listing(session, register.query(overdue=True))
     assert (listed["flag"], listed["next_step"]) == ("OVERDUE", "call the customer to explain it (due "
                                                                  f"{waiting.due_at:%Y-%m-%d %H:%M})")
-    assert complaint_calls.deadlines(cc.services) == [reference]
+    [job] = [p.job for p in periodic.table(cc.services) if p.name == "complaint-deadlines"]
+    ran = cc.services.queue.enqueue(job)  # as the worker's periodic loop does, by its dotted path
+    cc.run_jobs()
+    assert ran.return_value() == [reference]
     assert complaint_calls.deadlines(cc.services) == [], "once"
     cancelled = owed(cc, reference, CallbackKind.COMPLAINT_TOLD)
     assert (cancelled.id, cancelled.state) == (waiting.id, CallbackState.CANCELLED)

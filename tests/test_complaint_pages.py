@@ -9,12 +9,13 @@ import io
 import re
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from test_agent_page import AgentPage, agent_with_password
 from test_complaint_steps import new_complaint
 from test_supervisor import form
 
-from directo.core.models import Complaint, utcnow
+from directo.core.models import Agent, Call, Callback, Complaint, utcnow
+from directo.core.states import CallbackKind, CallbackState
 from routing import complaint_life
 from routing.complaint_life import Actor
 
@@ -156,3 +157,27 @@ def test_the_report_page_and_csv(app, services) -> None:
 def _reference(services, complaint_id: int) -> str:
     with services.db.session() as session:
         return session.get(Complaint, complaint_id).reference
+
+
+def test_an_agent_making_a_complaints_call_for_its_owner_sees_it_and_records_the_answer(app, services) -> None:
+    """After the owner's hour, another agent who speaks the language makes the call, with the whole context."""
+    _staff(services)
+    reference = _reference(services, new_complaint(services, "ana"))
+    complaint_life.resolve(services, reference, explanation="e", remedy="Devolución", cause="c", by=Actor("ana"))
+    bea = _login(app, "bea")
+    assert bea.get(f"/agent/complaints/{reference}").status_code == 403
+    with services.db.session() as session:  # the dispatcher hands the explanation call to Bea
+        bea_id = session.scalar(select(Agent.id).where(Agent.identity == "bea"))
+        session.execute(update(Callback).where(Callback.kind == CallbackKind.COMPLAINT_TOLD).values(
+            state=CallbackState.RESERVED, agent_id=bea_id))
+    shown = bea.get(f"/agent/complaints/{reference}")
+    assert (shown.status_code, shown.json["remedy"], shown.json["owner"]) == (200, "Devolución", "ana")
+    early = bea.post(f"/agent/complaints/{reference}/answer", {"accepted": True})
+    assert early.status_code == 403, "not before she has spoken with the customer"
+    with services.db.session() as session:  # the customer answers Bea's call
+        complaint = session.scalar(select(Complaint).where(Complaint.reference == reference))
+        session.add(Call(call_sid="CA-bea-told", language="es", caller=complaint.phone, agent_id=bea_id,
+                         customer_id=complaint.customer_id, started_at=utcnow(), answered_at=utcnow(),
+                         direction="callback"))
+    told = bea.post(f"/agent/complaints/{reference}/answer", {"accepted": True, "note": "Vale"})
+    assert (told.status_code, told.json["state"], told.json["told_by"]) == (200, "told", "bea")
