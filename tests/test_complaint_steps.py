@@ -314,3 +314,18 @@ def test_a_caller_with_an_open_complaint_reaches_its_owner(services, twilio) -> 
     closed = twilio.incoming("CA004")
     assert parameters(closed)["openComplaints"] == ""
     assert client_identity(closed) == "bea", "closed: back to the last agent, as for anyone"
+
+
+def test_the_complaint_clock_is_configured_in_whole_days(tmp_path) -> None:
+    from directo.core.config import Config
+
+    base = {"DIRECTO_DATA_DIR": str(tmp_path), "TWILIO_AUTH_TOKEN": "t", "SECRET_KEY": "s"}
+    defaults = Config.from_env(base)
+    assert (defaults.complaint_resolution_days, defaults.complaint_followup_days,
+            defaults.complaint_owner_minutes) == (15, 7, 60)
+    chosen = Config.from_env(base | {"COMPLAINT_RESOLUTION_DAYS": "30", "COMPLAINT_FOLLOWUP_DAYS": "3",
+                                     "COMPLAINT_OWNER_MINUTES": "15"})
+    assert (chosen.complaint_resolution_days, chosen.complaint_followup_days,
+            chosen.complaint_owner_minutes) == (30, 3, 15)
+    with pytest.raises(ValueError, match="COMPLAINT_RESOLUTION_DAYS=0: give a whole number of days, 1 or more"):
+        Config.from_env(base | {"COMPLAINT_RESOLUTION_DAYS": "0"})

@@ -19,7 +19,7 @@ from directo.core.models import Call as CallRow
 from directo.core.services import Services
 from directo.core.states import AgentStatus, CallbackKind, CallbackState, CallStatus, ComplaintState
 from recordings.complaints import flag
-from recordings.errors import ComplaintError
+from recordings.errors import ComplaintError, TooEarly
 from routing import agents, complaint_life, roster
 from routing.complaint_life import Actor
 from routing.presence import presence
@@ -169,15 +169,19 @@ class Desk:
             return
         agents.set_status(self.svc, identity, AgentStatus.AVAILABLE)
 
-    def _complain(self, leg: Call, identity: str) -> None:
+    def _complain(self, leg: Call, identity: str, tries: int = 3) -> None:
         if leg.ended or leg.parent is None:
             return  # the conversation is over: the moment to flag it during the call has passed
         call_sid = leg.parent.sid
         try:
             # What the agent page's complaint button does, with the same SMS status callback URL.
             flagged = flag(self.svc, call_sid, identity, summary=COMPLAINT_SUMMARY,
-                                 status_url=f"{self.base_url}/voice/complaints/sms-status")
+                           status_url=f"{self.base_url}/voice/complaints/sms-status")
         except Exception as error:  # the summary reports a refused flag; the agent carries on
+            if isinstance(error, TooEarly) and tries > 1:
+                # The agent hears the customer before a loaded server has recorded the answer: they click again.
+                self.later(OUTCOME_LOOK, lambda: self._complain(leg, identity, tries - 1))
+                return
             self.flagged.append(Flagged(call_sid, identity, None, f"{type(error).__name__}: {error}"))
             return
         self.flagged.append(Flagged(call_sid, identity, flagged.reference or None))
