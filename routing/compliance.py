@@ -46,10 +46,11 @@ def next_month(start: datetime) -> datetime:
 
 
 def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
-    """Seconds between two stored times, in SQL: the calls of a month are counted by the database, not loaded."""
+    """Seconds between two stored times, to the millisecond, in SQL: the month's calls are counted by the database,
+    not loaded. Rounded because SQLite's Julian days are floats: 180 s exactly came out as 180.00001."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+        return func.round(func.extract("epoch", later - earlier), 3)
+    return func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
 
 
 def _share(part: int, whole: int) -> float | None:
