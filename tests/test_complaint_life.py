@@ -169,6 +169,10 @@ def test_the_whole_life_resolved_told_followed_up_closed(callcenter, directo) ->
         "complaints_reopened": 0, "complaints_open_past_deadline": 0, "calls_received": 1,
         "calls_reaching_a_person_within_3_minutes": 1} == figures
     assert figures["median_days_to_customer_told"] == 0.0
+    header, values = directo("report", "--month", month, "--csv").output.splitlines()
+    assert dict(zip(header.split(","), values.split(","), strict=True))["complaints_verified"] == "1"
+    assert "  satisfied at verification              1" in directo("report", "--month", month).output
+    assert "write it as YYYY-MM" in directo("report", "--month", "diciembre", ok=False).output
 
 
 def _audit_count(cc) -> int:
