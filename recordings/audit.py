@@ -28,11 +28,20 @@ def digest(prev_hash: str, at: datetime, complaint_id: int | None, event: str, p
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def append(session: Session, event: str, payload: dict[str, Any], complaint_id: int | None = None) -> str:
-    """Add an entry in the caller's transaction, so the event and its audit record commit together."""
+def lock(session: Session) -> None:
+    """Take the appenders' lock for the rest of the transaction (again is harmless).
+
+    A transition that will append takes it before it locks its own row, so every writer takes the two in the same
+    order and none waits for the other.
+    """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     # SQLite needs no lock: every write transaction here begins IMMEDIATE, so appenders already queue.
+
+
+def append(session: Session, event: str, payload: dict[str, Any], complaint_id: int | None = None) -> str:
+    """Add an entry in the caller's transaction, so the event and its audit record commit together."""
+    lock(session)
     session.flush()
     prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)) or GENESIS
     at = utcnow()

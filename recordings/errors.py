@@ -21,3 +21,9 @@ class TooEarly(ComplaintError):
     """The call has not reached a person yet, so there is nothing to complain about on it."""
 
     status = 409
+
+
+class WrongState(ComplaintError):
+    """The step does not apply to the complaint as it is now: it is in another state, or someone acted first."""
+
+    status = 409

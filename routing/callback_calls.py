@@ -14,10 +14,18 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from directo.core.media_links import playable_url
 from directo.core.models import Callback, Complaint, Customer, Recording
-from directo.core.states import AGENT_GONE, CONNECTED, CallOutcome, CallStatus, RecordingState, RecordingStatus
+from directo.core.states import (
+    AGENT_GONE,
+    CONNECTED,
+    CallbackState,
+    CallOutcome,
+    CallStatus,
+    RecordingState,
+    RecordingStatus,
+)
 from recordings.jobs import enqueue_fetch
 from recordings.references import spelled
-from routing import agents, call_records, callbacks, twiml
+from routing import agents, call_records, callbacks, complaint_calls, twiml
 from routing.directory import credit
 from routing.dispatch import dispatch
 from routing.webhook import Webhook
@@ -116,10 +124,14 @@ class CallbackCall:
                 call_records.answered_before(self.session, call, self.now, form.get("DialCallDuration"))
                 call_records.finished(self.session, call, self.now)
             credit(self.session, callback.customer_id, agent.id)
+            complaint_calls.kept(self.unit, self.svc, callback)
             agents.wrap_up(self.unit, self.svc, agent.identity, self.key)
             return twiml.hang_up()
-        if not self._customer_missed(callback, status):
+        moved = self._customer_missed(callback, status)
+        if moved is None:
             return twiml.hang_up()
+        if moved == CallbackState.MISSED:
+            complaint_calls.missed(self.unit, self.svc, callback)
         if call is not None:
             self.unit.event(call.id, "callback-customer", {"status": status})
             call_records.not_reached(self.session, call, CallOutcome.NO_ANSWER, self.now)
@@ -155,14 +167,17 @@ class CallbackCall:
             agents.free(self.unit, self.svc, agent.identity, self.key)
         return twiml.empty()
 
-    def _customer_missed(self, callback: Callback, status: str) -> bool:
-        """Retry with growing gaps while the promise still stands; after that the miss is recorded, and shown."""
+    def _customer_missed(self, callback: Callback, status: str) -> CallbackState | None:
+        """Retry with growing gaps while the promise still stands; after that the miss is recorded, and shown.
+        The state the callback moved to; None when another event moved it first."""
         retry_at = self.now + timedelta(minutes=self.config.callback_retry_minutes * callback.attempts)
         if callback.attempts < self.config.callback_max_attempts and retry_at <= callback.promised_by:
-            return callbacks.requeue(self.session, self.callback_id, due_at=retry_at,
-                                     error=f"the customer did not answer ({status})")
-        return callbacks.miss(self.session, self.callback_id,
-                              f"the customer did not answer {callback.attempts} time(s) ({status})", self.now)
+            return CallbackState.QUEUED if callbacks.requeue(
+                self.session, self.callback_id, due_at=retry_at, error=f"the customer did not answer ({status})") \
+                else None
+        return CallbackState.MISSED if callbacks.miss(
+            self.session, self.callback_id, f"the customer did not answer {callback.attempts} time(s) ({status})",
+            self.now) else None
 
 
 def _spoken_number(phone: str) -> str:

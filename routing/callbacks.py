@@ -7,7 +7,7 @@ dispatchers, jobs, webhooks and supervisors can never take one callback twice or
     queued -reserve-> reserved -dial-> dialing -keep-> done
        ^                 |  ^            |  \\-miss-> missed
        +----requeue------+  +--undial----+
-    queued/reserved -served-> done;  queued -cancel-> cancelled;  queued -reassign-> queued
+    queued/reserved -served-> done;  queued -cancel-> cancelled;  queued -reassign/change_owner-> queued
 """
 
 from __future__ import annotations
@@ -224,6 +224,19 @@ def cancel(session: Session, callback_id: int, by: str, reason: str, now: dateti
 def reassign(session: Session, callback_id: int, agent_id: int, now: datetime) -> bool:
     """A supervisor gives a queued promise to another agent, due at once."""
     return _move(session, callback_id, [CallbackState.QUEUED], preferred_agent_id=agent_id, due_at=now)
+
+
+def change_owner(session: Session, callback_id: int, owner_id: int) -> bool:
+    """A dated call whose subject changed hands (a complaint reassigned) goes to the new owner, at its date."""
+    return _move(session, callback_id, [CallbackState.QUEUED], preferred_agent_id=owner_id)
+
+
+def owed_for(session: Session, complaint_id: int, kinds: Iterable[CallbackKind],
+             states: Iterable[CallbackState] = OPEN) -> list[Callback]:
+    """The calls a complaint is owed (or was), oldest first."""
+    return list(session.scalars(
+        select(Callback).where(Callback.complaint_id == complaint_id, Callback.kind.in_(tuple(kinds)),
+                               Callback.state.in_(tuple(states))).order_by(Callback.id)))
 
 
 def served_by_calling_in(session: Session, phone: str, now: datetime) -> list[int]:

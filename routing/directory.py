@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from directo.core.db import insert_or_ignore
 from directo.core.languages import SUPPORTED_LANGUAGES
 from directo.core.models import Agent, Callback, Complaint, Customer, utcnow
-from directo.core.states import DATED, OPEN
+from directo.core.states import COMPLAINT_OPEN, DATED, OPEN
 
 # What carriers and Twilio put in From when the caller withholds their number.
 WITHHELD = {"anonymous", "restricted", "unknown", "private", "unavailable", "+266696687", "+86282452253", "+8656696"}
@@ -66,8 +66,9 @@ class CallerContext:
     open_complaints: tuple[str, ...] = field(default_factory=tuple)
 
 
-# The agent who owes this customer a dated call (a promise, a complaint's explanation): the one they should reach,
-# before their last agent. A subquery of the one statement a known caller costs, so it adds no round trip.
+# The agent who owes this customer a dated call (a promise, a complaint's explanation), else the owner of their
+# open complaint due first: the one they should reach, before their last agent. Subqueries of the one statement a
+# known caller costs, so they add no round trip.
 _OWES = (
     select(Callback.preferred_agent_id)
     .where(Callback.phone == Customer.phone, Callback.kind.in_(DATED), Callback.state.in_(OPEN))
@@ -75,10 +76,17 @@ _OWES = (
     .limit(1)
     .scalar_subquery()
 )
+_OWNS = (
+    select(Complaint.owner_id)
+    .where(Complaint.customer_id == Customer.id, Complaint.state.in_(COMPLAINT_OPEN))
+    .order_by(Complaint.due_at)
+    .limit(1)
+    .scalar_subquery()
+)
 _BY_NUMBER = (
     select(Customer.id, Customer.name, Customer.language, Customer.answered_calls,
            Agent.id, Agent.identity, Agent.name, Agent.active)
-    .outerjoin(Agent, Agent.id == func.coalesce(_OWES, Customer.last_agent_id))
+    .outerjoin(Agent, Agent.id == func.coalesce(_OWES, _OWNS, Customer.last_agent_id))
     .where(Customer.phone == bindparam("number"))
 )
 _CREATE = {
@@ -86,7 +94,7 @@ _CREATE = {
 }
 _OPEN_COMPLAINTS = (
     select(Complaint.reference)
-    .where(Complaint.customer_id == bindparam("customer_id"), Complaint.resolved_at.is_(None))
+    .where(Complaint.customer_id == bindparam("customer_id"), Complaint.state.in_(COMPLAINT_OPEN))
     .order_by(Complaint.id.desc())
     .limit(5)
 )

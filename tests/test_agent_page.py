@@ -17,6 +17,7 @@ from test_incoming import complete_call, dial_of
 
 from directo.cli import main
 from directo.core.models import Agent, Call, Callback, Complaint, Customer, Recording, utcnow
+from directo.core.states import ComplaintState
 from routing import agents as admin
 from routing import events, roster
 from routing.presence import presence
@@ -224,7 +225,8 @@ def caller_with_history(services, twilio) -> None:
             session.flush()
             session.add(Complaint(reference=f"R-2026-0000{number}", call_id=earlier.id, customer_id=customer.id,
                                   language="es", summary=f"complaint {number}", flagged_by="ana",
-                                  resolved_at=resolved))
+                                  resolved_at=resolved, due_at=utcnow(), first_due_at=utcnow(),
+                                  state=ComplaintState.CLOSED if resolved else ComplaintState.RECEIVED))
 
 
 def _answered_call_then_new_call(services, twilio) -> None:

@@ -148,6 +148,21 @@ def test_a_flagged_complaint_is_acknowledged(services, live_server, twilio_port,
     assert not outcome.summary.violations, outcome.summary.text()
 
 
+@pytest.mark.parametrize(("scenario", "verdict"), [("complaint-resolved", "satisfied"),
+                                                    ("complaint-reopened", "reopened")])
+def test_a_complaint_lives_to_the_customers_verdict(services, live_server, twilio_port, worker, scenario,
+                                                    verdict) -> None:
+    with Simulation(services, _options(live_server, twilio_port, seed=6)) as sim:
+        outcome = SCENARIOS[scenario](sim)
+    assert outcome.passed, outcome.text()
+    assert not outcome.summary.violations, outcome.summary.text()
+    complaints = outcome.summary.complaints
+    assert (complaints["flagged"], complaints["resolved"], complaints["told"], complaints["verified"],
+            complaints[verdict]) == (1, 1, 1, 1, 1), outcome.summary.text()
+    assert "customer told 1 (by SMS 0), verified 1" in outcome.summary.text()
+    assert sim.desk.action_errors == []
+
+
 def test_the_command_prints_the_summary_as_json(config, live_server, twilio_port, worker) -> None:
     env = {"DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url, "DIRECTO_DATA_DIR": config.data_dir,
            "TWILIO_CALLER_ID": config.twilio_caller_id,

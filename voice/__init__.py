@@ -43,6 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
             "PUBLIC_BASE_URL is not set: webhooks are checked against the Host each request names, which is safe "
             "only on a loopback address; set it to the URL Twilio uses (e.g. https://cc.example.com)")
 
+    from voice.agent_complaints import bp as agent_complaints
     from voice.agent_page import bp as agent_page
     from voice.callback_webhooks import bp as callback_webhooks
     from voice.complaints import bp as complaints
@@ -51,7 +52,8 @@ def create_app(config: Config | None = None) -> Flask:
     from voice.supervisor import bp as supervisor
     from voice.webhooks import bp as webhooks
 
-    for blueprint in (webhooks, callback_webhooks, rescue_webhooks, complaints, agent_page, media, supervisor):
+    for blueprint in (webhooks, callback_webhooks, rescue_webhooks, complaints, agent_page, agent_complaints, media,
+                      supervisor):
         app.register_blueprint(blueprint)
     # Twilio cannot send a CSRF token; its webhooks are authenticated by X-Twilio-Signature instead.
     csrf.exempt(webhooks)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from directo.core.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
 from directo.core.states import Direction, RecordingState
+from recordings import register
 
 RECENT_CALLS = 5
 
@@ -100,13 +101,7 @@ def _customer(session: Session, customer_id: int | None, number: str | None, lan
             "with_you": counts[1],
             "recent": [{"started_at": _iso(at), "outcome": outcome, "agent": name} for at, outcome, name in recent],
         }
-        complaints = [
-            {"reference": c.reference, "summary": c.summary, "flagged_at": _iso(c.flagged_at)}
-            for c in session.scalars(
-                select(Complaint).where(Complaint.customer_id == customer.id, Complaint.resolved_at.is_(None))
-                .order_by(Complaint.id.desc())
-            )
-        ]
+        complaints = register.listing(session, register.query(customer_id=customer.id, open_only=True))
     last_agent = customer.last_agent if customer is not None else None
     return {
         "caller": {

@@ -41,3 +41,8 @@ def table(header: list[str], rows: list[list[Any]]) -> None:
 def clock(iso: str | None) -> str:
     """The time of day of an ISO timestamp, as a table column."""
     return iso[11:19] if iso else "-"
+
+
+def day(iso: str | None) -> str:
+    """The date of an ISO timestamp, as a table column."""
+    return iso[:10] if iso else "-"

@@ -1,20 +1,27 @@
-"""`directo complaints ...` and `directo audit ...`."""
+"""`directo complaints ...` (the register, and each step of a complaint's life) and `directo audit ...`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
 from sqlalchemy import select
 
-from directo.cli.common import services, table
-from directo.core.models import Call, Complaint
+from directo.cli.common import day, refusing, services, table
+from directo.core.models import Complaint
+from directo.core.services import Services
+from directo.core.states import ComplaintState
 from recordings import audit as audit_log
-from recordings import sms
+from recordings import register, sms
 from recordings.complaints import flag
 from recordings.errors import ComplaintError
 from recordings.jobs import resume_pending
+from recordings.register import yes_no
+from routing import complaint_life
+
+BACK_OFFICE = "back-office"
 
 
 @click.group()
@@ -24,7 +31,7 @@ def complaints() -> None:
 
 @complaints.command("flag")
 @click.argument("call_sid")
-@click.option("--by", "flagged_by", default="back-office", show_default=True,
+@click.option("--by", "flagged_by", default=BACK_OFFICE, show_default=True,
               help="Who is flagging it (recorded in the audit log).")
 @click.option("--summary", default="", help="What the complaint is about.")
 def complaints_flag(call_sid: str, flagged_by: str, summary: str) -> None:
@@ -38,59 +45,36 @@ def complaints_flag(call_sid: str, flagged_by: str, summary: str) -> None:
 
 
 @complaints.command("list")
+@click.option("--state", type=click.Choice([state.value for state in ComplaintState]),
+              help="Only complaints in this state.")
+@click.option("--overdue", is_flag=True, help="Only complaints whose customer was not told by the due date.")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=50, show_default=True, type=int)
-def complaints_list(as_json: bool, limit: int) -> None:
-    """Newest first: reference, caller, whether it was spoken, the SMS state and the recording state."""
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+def complaints_list(state: str | None, overdue: bool, as_json: bool, limit: int) -> None:
+    """Newest first: reference, state, owner, due date, days open, what comes next, and how it was acknowledged."""
     with services() as svc, svc.db.session() as session:
-        rows = session.execute(
-            select(Complaint, Call.call_sid).join(Call, Complaint.call_id == Call.id)
-            .order_by(Complaint.id.desc()).limit(limit)
-        ).all()
-        records = [_record(complaint, sid) for complaint, sid in rows]
+        records = register.listing(session, register.query(state=state, overdue=overdue), limit=limit)
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    table(["REFERENCE", "CALL SID", "CALLER", "FLAGGED BY", "SPOKEN", "SMS", "RECORDING"],
-           [[r["reference"], r["call_sid"], r["phone"] or "withheld", r["flagged_by"], "yes" if r["spoken"] else "no",
-             r["sms"] or "-", r["recording"] or "-"] for r in records])
-
-
-def _record(complaint: Complaint, call_sid: str) -> dict[str, Any]:
-    recording = complaint.recording
-    return {
-        "reference": complaint.reference,
-        "call_sid": call_sid,
-        "phone": complaint.phone,
-        "language": complaint.language,
-        "summary": complaint.summary,
-        "flagged_by": complaint.flagged_by,
-        "flagged_at": complaint.flagged_at.isoformat(),
-        "spoken": complaint.spoken_at is not None,
-        "sms": complaint.reference_texts[-1].state if complaint.reference_texts else None,
-        "sms_messages": len(complaint.reference_texts),
-        "recording": recording.state if recording else None,
-        "recording_sha256": recording.sha256 if recording else None,
-    }
+    table(["REFERENCE", "STATE", "REOPENED", "OWNER", "CALLER", "FLAGGED", "DUE", "DAYS", "FLAG", "SATISFIED", "SMS",
+           "NEXT STEP"],
+          [[r["reference"], r["state"], r["reopened_count"], r["owner"] or "-", r["phone"] or "withheld",
+            day(r["flagged_at"]), day(r["due_at"]), r["days_open"], r["flag"] or "", yes_no(r["satisfied"]),
+            r["sms"] or "-", r["next_step"]] for r in records])
 
 
 @complaints.command("show")
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True)
 def complaints_show(reference: str, as_json: bool) -> None:
-    """One complaint with its whole trail: caller, agent, summary, times, SMS, recording and audit events."""
-    with services() as svc, svc.db.session() as session:
-        row = session.execute(
-            select(Complaint, Call.call_sid).join(Call, Complaint.call_id == Call.id)
-            .where(Complaint.reference == reference)
-        ).first()
-        if row is None:
-            raise click.ClickException(f"no complaint {reference}")
-        complaint, call_sid = row
-        record = _record(complaint, call_sid)
+    """One complaint: state, owner, due date, the resolution, and every step with its time (audit entries, calls,
+    texts, recording)."""
+    with services() as svc, svc.db.session() as session, refusing(ComplaintError):
+        complaint = complaint_life.find(session, reference)
+        record = register.row(session, complaint)
         recording = complaint.recording
         record.update(
-            caller_name=complaint.customer.name if complaint.customer else None,
             agent=complaint.agent.identity if complaint.agent else None,
             spoken_at=complaint.spoken_at.isoformat() if complaint.spoken_at else None,
             messages=[{"topic": m.topic, "sid": m.message_sid, "state": m.state, "attempts": m.attempts,
@@ -100,19 +84,98 @@ def complaints_show(reference: str, as_json: bool) -> None:
             recording_duration_ms=recording.duration_ms if recording else None,
             trail=[{"at": e.at.isoformat(timespec="seconds"), "event": e.event, "payload": json.loads(e.payload),
                     "hash": e.hash} for e in audit_log.entries(session, complaint.id)],
+            steps=[{**step, "at": step["at"].isoformat(timespec="seconds")}
+                   for step in register.timeline(session, complaint)],
         )
     if as_json:
-        click.echo(json.dumps(record, indent=2))
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
         return
-    for label, key in (("Reference", "reference"), ("Call", "call_sid"), ("Caller", "phone"),
+    for label, key in (("Reference", "reference"), ("State", "state"), ("Owner", "owner"), ("Due", "due_at"),
+                       ("Flag", "flag"), ("Next step", "next_step"), ("Call", "call_sid"), ("Caller", "phone"),
                        ("Name", "caller_name"), ("Agent", "agent"), ("Summary", "summary"),
                        ("Flagged", "flagged_at"), ("Flagged by", "flagged_by"), ("Spoken on the call", "spoken_at"),
                        ("SMS", "sms"), ("Recording", "recording"), ("Recording file", "recording_path"),
-                       ("Recording SHA-256", "recording_sha256")):
-        click.echo(f"{label + ':':<20} {record[key] if record[key] not in (None, '') else '-'}")
+                       ("Recording SHA-256", "recording_sha256"), ("What went wrong", "explanation"),
+                       ("Remedy", "remedy"), ("Cause", "cause"), ("Resolved", "resolved_at"),
+                       ("Told", "told_at"), ("Told via", "told_via"), ("Remedy accepted", "remedy_accepted"),
+                       ("Verified", "verified_at"), ("Satisfied", "satisfied"), ("Customer said", "verdict_note"),
+                       ("Closed", "closed_at"), ("Reopened", "reopened_count")):
+        click.echo(f"{label + ':':<20} {_shown(record[key])}")
     click.echo("Trail:")
-    for entry in record["trail"]:
-        click.echo(f"  {entry['at']}  {entry['event']:<24} {json.dumps(entry['payload'], ensure_ascii=False)}")
+    for step in record["steps"]:
+        click.echo(f"  {step['at']}  {step['what']:<9} {step['event']:<28} "
+                   f"{json.dumps(step['detail'], ensure_ascii=False)}")
+
+
+def _shown(value: object) -> object:
+    if isinstance(value, bool):
+        return yes_no(value)
+    return "-" if value in (None, "") else value
+
+
+def _by(identity: str) -> complaint_life.Actor:
+    """The command line is the back office's: it acts as a supervisor, in the name given with --by."""
+    return complaint_life.Actor(identity.strip() or BACK_OFFICE, supervisor=True)
+
+
+def _step(take: Callable[[Services], dict[str, Any]]) -> dict[str, Any]:
+    """One step of a complaint's life, under the same rules as the pages; a refusal is its reason and exit 1."""
+    with services() as svc, refusing(ComplaintError):
+        return take(svc)
+
+
+def _customer_said(choice: str, meaning: str, who: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """REFERENCE, what the customer chose, their words and who heard them: the options of a step after a call."""
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        options = [click.argument("reference"), click.option(choice, required=True, help=meaning),
+                   click.option("--note", default="", help="The customer's words."),
+                   click.option("--by", default=BACK_OFFICE, show_default=True, help=who)]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+@complaints.command("assign")
+@click.argument("reference")
+@click.option("--to", "identity", required=True, help="The agent who will own it.")
+@click.option("--reason", required=True, help="Why it changes hands (kept in the audit log).")
+@click.option("--by", default=BACK_OFFICE, show_default=True, help="Who reassigns it.")
+def complaints_assign(reference: str, identity: str, reason: str, by: str) -> None:
+    """Give REFERENCE to another owner; the calls it is owed go to them too."""
+    record = _step(lambda svc: complaint_life.assign(svc, reference, identity, reason, _by(by)))
+    click.echo(f"{record['reference']} now owned by {record['owner']}")
+
+
+@complaints.command("resolve")
+@click.argument("reference")
+@click.option("--explanation", required=True, help="What went wrong, in words for the customer.")
+@click.option("--remedy", required=True, help="The remedy offered (refund, repair, compensation, explanation...).")
+@click.option("--cause", required=True, help="The cause, in words for the team: a process, never a person.")
+@click.option("--by", default=BACK_OFFICE, show_default=True, help="Who resolves it.")
+def complaints_resolve(reference: str, explanation: str, remedy: str, cause: str, by: str) -> None:
+    """Write REFERENCE's resolution; its owner is then owed a call to explain it to the customer."""
+    record = _step(lambda svc: complaint_life.resolve(svc, reference, explanation=explanation, remedy=remedy,
+                                                      cause=cause, by=_by(by)))
+    click.echo(f"{record['reference']} resolved; next: {record['next_step']}")
+
+
+@complaints.command("told")
+@_customer_said("--accepted/--not-accepted", "Whether the customer accepts the remedy.", "Who told the customer.")
+def complaints_told(reference: str, accepted: bool, note: str, by: str) -> None:
+    """Record that the customer was told REFERENCE's resolution on a call, and whether they accept the remedy."""
+    record = _step(lambda svc: complaint_life.record_answer(svc, reference, accepted=accepted, note=note, by=_by(by)))
+    click.echo(f"{record['reference']} {record['state']}; next: {record['next_step']}")
+
+
+@complaints.command("verify")
+@_customer_said("--satisfied/--not-satisfied", "The customer's verdict on the remedy.", "Who asked the customer.")
+def complaints_verify(reference: str, satisfied: bool, note: str, by: str) -> None:
+    """Record the follow-up's verdict: satisfied closes REFERENCE, not satisfied reopens it with a new due date."""
+    record = _step(lambda svc: complaint_life.verify(svc, reference, satisfied=satisfied, note=note, by=_by(by)))
+    click.echo(f"{record['reference']} {record['state']}"
+               + ("" if satisfied else f", back to {record['owner']}, due {day(record['due_at'])}"))
 
 
 @complaints.command("sweep")

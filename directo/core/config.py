@@ -91,6 +91,12 @@ class Config:
     sweep_seconds: int = 10
     # Exactly-once receipts only matter while Twilio may still redeliver (seconds); kept a week for inquiries.
     webhook_receipt_days: int = 7
+    # Spain's customer-service bill: a complaint is answered within 15 calendar days (down from 30).
+    complaint_resolution_days: int = 15
+    # The follow-up call that asks whether the remedy worked comes this long after the customer was told.
+    complaint_followup_days: int = 7
+    # For this long after a complaint's call falls due only its owner may make it; then anyone speaking the language.
+    complaint_owner_minutes: int = 60
     recording_format: str = "mp3"
     recording_sample_rate: int = 8000
     fallback_number: str = ""
@@ -134,6 +140,9 @@ class Config:
             callback_retry_minutes=int(env.get("CALLBACK_RETRY_MINUTES", cls.callback_retry_minutes)),
             sweep_seconds=int(env.get("SWEEP_SECONDS", cls.sweep_seconds)),
             webhook_receipt_days=int(env.get("WEBHOOK_RECEIPT_DAYS", cls.webhook_receipt_days)),
+            complaint_resolution_days=int(env.get("COMPLAINT_RESOLUTION_DAYS", cls.complaint_resolution_days)),
+            complaint_followup_days=int(env.get("COMPLAINT_FOLLOWUP_DAYS", cls.complaint_followup_days)),
+            complaint_owner_minutes=int(env.get("COMPLAINT_OWNER_MINUTES", cls.complaint_owner_minutes)),
             recording_format=env.get("RECORDING_FORMAT", cls.recording_format).lower(),
             recording_sample_rate=int(env.get("RECORDING_SAMPLE_RATE", cls.recording_sample_rate)),
             fallback_number=env.get("FALLBACK_NUMBER", ""),
@@ -148,6 +157,9 @@ class Config:
             raise ValueError(
                 f"DEFAULT_LANGUAGE={config.default_language!r}: supported are {', '.join(SUPPORTED_LANGUAGES)}"
             )
+        for name in ("complaint_resolution_days", "complaint_followup_days"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"{name.upper()}={getattr(config, name)}: give a whole number of days, 1 or more")
         return replace(config, **overrides)
 
     @property

@@ -26,6 +26,7 @@ from directo.core.states import (
     CallbackKind,
     CallbackState,
     CallOutcome,
+    ComplaintState,
     Direction,
     RecordingState,
     Role,
@@ -253,11 +254,17 @@ class ComplaintCounter(Base):
 
 class Complaint(Base):
     __tablename__ = "complaints"
+    __table_args__ = (
+        # The caller's open complaints while the phone rings; the register by state and due date.
+        Index("ix_complaints_customer_state", "customer_id", "state"),
+        Index("ix_complaints_state_due", "state", "due_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), unique=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    # The agent on the call it was flagged on; the owner (who answers for it) starts as them.
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     phone: Mapped[str | None] = mapped_column(String(32))
     language: Mapped[str] = mapped_column(String(8))
@@ -265,12 +272,41 @@ class Complaint(Base):
     flagged_by: Mapped[str] = mapped_column(String(64))
     flagged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     spoken_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"))
+    # One of states.ComplaintState; it changes only through recordings/complaints.py.
+    state: Mapped[str] = mapped_column(String(16), default=ComplaintState.RECEIVED,
+                                       server_default=ComplaintState.RECEIVED.value)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    # When the customer must have been told the resolution: flagged (or reopened) + COMPLAINT_RESOLUTION_DAYS.
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The legal deadline of the first answer and when it was given: what the compliance report measures.
+    first_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_told_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The resolution: what went wrong and the remedy, in words for the customer; the cause, in words for the team.
+    explanation: Mapped[str | None] = mapped_column(Text)
+    remedy: Mapped[str | None] = mapped_column(Text)
+    cause: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    told_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    told_by: Mapped[str | None] = mapped_column(String(64))
+    # One of states.ToldVia.
+    told_via: Mapped[str | None] = mapped_column(String(8))
+    # Whether the customer accepted the remedy when told, in their words (unknown until the agent records it).
+    remedy_accepted: Mapped[bool | None] = mapped_column(Boolean)
+    answer_note: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_by: Mapped[str | None] = mapped_column(String(64))
+    satisfied: Mapped[bool | None] = mapped_column(Boolean)
+    verdict_note: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reopened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     call: Mapped[Call] = relationship()
     customer: Mapped[Customer | None] = relationship()
-    agent: Mapped[Agent | None] = relationship()
+    agent: Mapped[Agent | None] = relationship(foreign_keys=[agent_id])
+    owner: Mapped[Agent | None] = relationship(foreign_keys=[owner_id])
     recording: Mapped[Recording | None] = relationship()
     messages: Mapped[list[SmsMessage]] = relationship(back_populates="complaint", order_by="SmsMessage.id")
 

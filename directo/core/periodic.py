@@ -39,6 +39,8 @@ def table(svc: Services) -> tuple[Periodic, ...]:
                  "calls put through while the database failed, to put on record"),
         Periodic("reconcile", "routing.reconcile.reconcile_agents", RECONCILE_SECONDS,
                  "agents held by calls that are over"),
+        Periodic("complaint-deadlines", "routing.complaint_calls.deadlines_job", RECONCILE_SECONDS,
+                 "complaints due with the customer still not told: the resolution by SMS"),
         Periodic("prune", "directo.core.unit_of_work.prune_old_receipts", PRUNE_SECONDS,
                  "exactly-once receipts past their use"),
     )

@@ -89,6 +89,17 @@ class ComplaintState(StrEnum):
 
 COMPLAINT_OPEN = frozenset({ComplaintState.RECEIVED, ComplaintState.RESOLVED, ComplaintState.TOLD,
                             ComplaintState.REOPENED})
+# Complaints whose owner has to write a resolution; and those whose customer has not been told it yet (the legal
+# deadline runs until they are).
+TO_RESOLVE = frozenset({ComplaintState.RECEIVED, ComplaintState.REOPENED})
+UNANSWERED = TO_RESOLVE | {ComplaintState.RESOLVED}
+
+
+class ToldVia(StrEnum):
+    """How a customer was told their complaint's resolution (`complaints.told_via`)."""
+
+    CALL = "call"  # a person explained it on the phone
+    SMS = "sms"  # they could not be reached inside the deadline: a text in their language
 
 
 class RecordingState(StrEnum):

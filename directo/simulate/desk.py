@@ -1,5 +1,6 @@
-"""The simulated agents at their desks: they press "ready" after wrap-up, come back after a missed call, and
-flag complaints during conversations, through the same services the agent page uses."""
+"""The simulated agents at their desks: they press "ready" after wrap-up, come back after a missed call, flag
+complaints during conversations, write their resolution a while later, and after a complaint's explanation or
+follow-up call record what the customer said, through the same services the agent page uses."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 
-from directo.core.models import Agent
+from directo.core.models import Agent, Callback, Complaint
+from directo.core.models import Call as CallRow
 from directo.core.services import Services
-from directo.core.states import AgentStatus, CallStatus
-from routing import agents, roster
+from directo.core.states import AgentStatus, CallbackKind, CallbackState, CallStatus, ComplaintState
+from recordings.complaints import flag
+from recordings.errors import ComplaintError, TooEarly
+from routing import agents, complaint_life, roster
+from routing.complaint_life import Actor
 from routing.presence import presence
 from standin import StandIn
 from standin.model import Call, Event
@@ -28,15 +32,12 @@ logger = logging.getLogger(__name__)
 
 NOT_REACHED = (CallStatus.NO_ANSWER, CallStatus.BUSY)
 COMPLAINT_SUMMARY = "Simulated complaint: the customer is unhappy with a previous answer."
-
-
-def complaint_service() -> Callable[..., Any] | None:
-    """`recordings.complaints.flag` when the complaints feature is installed; the rest works without it."""
-    try:
-        from recordings.complaints import flag
-    except ImportError:
-        return None
-    return flag
+RESOLUTION = {"explanation": "We gave you a wrong answer on a previous call.",
+              "remedy": "A corrected answer in writing and a discount on your next bill.",
+              "cause": "The call script had no entry for this case."}
+# Virtual seconds between looks at a callback call's outcome, and how many looks, before the desk gives up on it.
+OUTCOME_LOOK = 2.0
+OUTCOME_LOOKS = 10
 
 
 @dataclass
@@ -61,11 +62,10 @@ class Desk:
         self.rng = rng
         self.habits = habits
         self.complaint_rate = complaint_rate
+        self.resolve_complaints = True  # owners write the resolution of the complaints they flag
         self.identities: list[str] = []
         self.flagged: list[Flagged] = []
         self.action_errors: list[str] = []
-        self.complaints_installed = (flag := complaint_service()) is not None
-        self._flag = flag
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sim-desk")
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -105,6 +105,12 @@ class Desk:
                     return True
             time.sleep(0.02)
         return False
+
+    @property
+    def busy(self) -> bool:
+        """Some action is still to come (a resolution to write, an answer to record)."""
+        with self._lock:
+            return self._busy > 0
 
     def later(self, delay: float, action: Callable[[], None]) -> None:
         """Run `action` after `delay` virtual seconds; the stand-in's clock keeps flowing until then."""
@@ -148,6 +154,8 @@ class Desk:
                 self.later(talk * self.rng.uniform(0.2, 0.6), lambda: self._complain(leg, identity))
         elif status == CallStatus.COMPLETED and leg.answered_at is not None:
             self.later(self.rng.uniform(*self.habits.wrapup), lambda: self._ready(identity, AgentStatus.WRAPUP))
+            if leg.parent is None:  # an agent-first call: a callback, maybe one a complaint was owed
+                self.later(OUTCOME_LOOK, lambda: self._after_callback(leg.sid, identity, OUTCOME_LOOKS))
         elif status in NOT_REACHED:
             self.later(self.rng.uniform(*self.habits.back_at_desk), lambda: self._ready(identity, AgentStatus.AWAY))
 
@@ -161,17 +169,58 @@ class Desk:
             return
         agents.set_status(self.svc, identity, AgentStatus.AVAILABLE)
 
-    def _complain(self, leg: Call, identity: str) -> None:
+    def _complain(self, leg: Call, identity: str, tries: int = 3) -> None:
         if leg.ended or leg.parent is None:
             return  # the conversation is over: the moment to flag it during the call has passed
         call_sid = leg.parent.sid
-        if self._flag is None:
-            return  # the summary says complaints are not installed
         try:
             # What the agent page's complaint button does, with the same SMS status callback URL.
-            flagged = self._flag(self.svc, call_sid, identity, summary=COMPLAINT_SUMMARY,
-                                 status_url=f"{self.base_url}/voice/complaints/sms-status")
+            flagged = flag(self.svc, call_sid, identity, summary=COMPLAINT_SUMMARY,
+                           status_url=f"{self.base_url}/voice/complaints/sms-status")
         except Exception as error:  # the summary reports a refused flag; the agent carries on
+            if isinstance(error, TooEarly) and tries > 1:
+                # The agent hears the customer before a loaded server has recorded the answer: they click again.
+                self.later(OUTCOME_LOOK, lambda: self._complain(leg, identity, tries - 1))
+                return
             self.flagged.append(Flagged(call_sid, identity, None, f"{type(error).__name__}: {error}"))
             return
         self.flagged.append(Flagged(call_sid, identity, flagged.reference or None))
+        if flagged.created and self.resolve_complaints:
+            talk = getattr(leg.behaviour, "talk", None) or 60.0
+            self.later(talk + self.rng.uniform(*self.habits.resolve_after),
+                       lambda: self._resolve(flagged.reference, identity))
+
+    def _resolve(self, reference: str, identity: str) -> None:
+        """The owner writes the resolution, as on their page; the explanation call is then owed."""
+        try:
+            complaint_life.resolve(self.svc, reference, by=Actor(identity), **RESOLUTION)
+        except ComplaintError as error:
+            self.action_errors.append(f"resolving {reference}: {error}")
+
+    def _after_callback(self, call_sid: str, identity: str, looks: int) -> None:
+        """After a complaint's explanation or follow-up call that reached the customer, record what they said."""
+        with self.svc.db.session() as session:
+            row = session.execute(
+                select(Callback.kind, Callback.state, Complaint.reference, Complaint.state, Complaint.remedy_accepted)
+                .join(CallRow, CallRow.callback_id == Callback.id)
+                .join(Complaint, Complaint.id == Callback.complaint_id)
+                .where(CallRow.call_sid == call_sid)).first()
+        if row is None:
+            return
+        kind, callback_state, reference, state, accepted = row
+        if callback_state == CallbackState.DIALING and looks > 0:  # the call's outcome is still on its way
+            self.later(OUTCOME_LOOK, lambda: self._after_callback(call_sid, identity, looks - 1))
+            return
+        if callback_state != CallbackState.DONE or state != ComplaintState.TOLD:
+            return  # the customer was not reached, or someone else recorded it
+        try:
+            if kind == CallbackKind.COMPLAINT_TOLD and accepted is None:
+                agrees = self.rng.random() < self.habits.accepts_remedy
+                complaint_life.record_answer(self.svc, reference, accepted=agrees, by=Actor(identity),
+                                             note="Fine, thank you." if agrees else "That is not enough.")
+            elif kind == CallbackKind.COMPLAINT_FOLLOWUP:
+                happy = self.rng.random() < self.habits.satisfied
+                complaint_life.verify(self.svc, reference, satisfied=happy, by=Actor(identity),
+                                      note="It works now." if happy else "It still does not work.")
+        except ComplaintError as error:
+            self.action_errors.append(f"after the call on {reference}: {error}")

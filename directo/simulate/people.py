@@ -22,6 +22,9 @@ class Habits:
     patience: tuple[float, float] = (3.0, 15.0)
     customer_answers: float = 0.9  # share of callbacks the customer picks up
     reason_seconds: tuple[float, float] = (3.0, 8.0)  # how long a caller speaks their reason for a callback
+    resolve_after: tuple[float, float] = (60.0, 300.0)  # an owner writes a complaint's resolution after its call
+    accepts_remedy: float = 0.9  # share of customers who accept the remedy when it is explained to them
+    satisfied: float = 0.85  # share of customers the follow-up finds satisfied
 
     @property
     def handling_seconds(self) -> float:

@@ -9,14 +9,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from directo.core.models import Call as CallRow
-from directo.core.models import Callback, Complaint, SmsMessage
+from directo.core.models import Callback, Complaint, SmsMessage, utcnow
 from directo.core.services import Services
-from directo.core.states import MESSAGE_STATUS, OPEN, SMS_FINAL, SmsState
+from directo.core.states import MESSAGE_STATUS, OPEN, SMS_FINAL, CallbackState, SmsState
+from routing.dispatch import dispatch
 from standin import StandIn
 from standin.model import Call
 
@@ -114,6 +116,16 @@ class Simulation:
         if not call.ended and person_leg(call, {f"client:{a}" for a in self.agents}) is None:
             self.network.hangup(call.sid)
 
+    def fast_forward(self, callback_id: int) -> None:
+        """The simulator's clock jumps to a dated call's day (a complaint's follow-up, a week on): it falls due now,
+        kept for its owner for COMPLAINT_OWNER_MINUTES, as if those days had passed; then it is dispatched."""
+        now = utcnow()
+        with self.svc.db.session() as session:
+            session.execute(update(Callback).where(Callback.id == callback_id, Callback.state == CallbackState.QUEUED)
+                            .values(due_at=now, exclusive_until=now + timedelta(
+                                minutes=self.svc.config.complaint_owner_minutes)))
+        dispatch(self.svc)
+
     def wait(self, call: Call) -> Call:
         return call.wait(LONGEST_CALL * self.options.time_scale + 60)
 
@@ -184,13 +196,15 @@ class Simulation:
         with self.svc.db.session() as session:
             ids = select(CallRow.id).where(CallRow.call_sid.in_(sids))
             promised = select(CallRow.callback_id).where(CallRow.call_sid.in_(sids))
-            callbacks = session.scalar(select(func.count()).select_from(Callback).where(
-                Callback.id.in_(promised), Callback.state.in_(OPEN)))
             complaints = select(Complaint.id).where(Complaint.call_id.in_(ids))
+            # Promised call-backs, and the calls the run's complaints are owed today (not the follow-ups, a week on).
+            callbacks = session.scalar(select(func.count()).select_from(Callback).where(
+                Callback.id.in_(promised) | (Callback.complaint_id.in_(complaints) & (Callback.due_at <= utcnow())),
+                Callback.state.in_(OPEN)))
             sms = session.scalar(select(func.count()).select_from(SmsMessage).where(
                 SmsMessage.complaint_id.in_(complaints), SmsMessage.state.not_in(SMS_FINAL)))
         messages = any(MESSAGE_STATUS.get(m.status, SmsState.FAILED) not in SMS_FINAL for m in self.network.messages)
-        return bool(callbacks or sms or messages)
+        return bool(callbacks or sms or messages or self.desk.busy)
 
     def summary(self) -> Summary:
         summary = summarise(self.svc, self.network, list(self.roots), self.agents, list(self.desk.flagged))
@@ -206,6 +220,5 @@ class Simulation:
             "seed": options.seed, "complaint_rate": options.complaint_rate, "time_scale": options.time_scale,
             "wall_seconds": round(time.monotonic() - self.started, 1),
             "simulated_seconds": round(self.network.now, 1),
-            "complaints_installed": self.desk.complaints_installed,
             "desk_errors": list(self.desk.action_errors),
         }

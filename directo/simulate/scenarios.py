@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,18 @@ from sqlalchemy import select
 
 from directo.core.models import Call as CallRow
 from directo.core.models import Callback, Complaint, Recording
-from directo.core.states import CLOSED, MESSAGE_STATUS, AgentStatus, CallbackState, SmsState
+from directo.core.states import (
+    CLOSED,
+    MESSAGE_STATUS,
+    AgentStatus,
+    CallbackKind,
+    CallbackState,
+    ComplaintState,
+    SmsState,
+    ToldVia,
+)
+from recordings import audit, register
+from routing import compliance
 from routing.presence import presence
 from standin import Answer
 from standin.model import Call
@@ -144,8 +155,8 @@ def all_busy_callback(sim: Simulation) -> Outcome:
     return outcome
 
 
-def complaint_acknowledged(sim: Simulation) -> Outcome:
-    """The agent flags a complaint; the caller hears its reference, gets it by SMS, and the call is recorded."""
+def _complaint_flagged(sim: Simulation) -> tuple[str, Caller, Call, CallRow | None, Complaint | None]:
+    """One agent and a caller; the agent flags a complaint part-way through the conversation."""
     (agent,) = sim.staff(1)
     # A three-minute conversation: the agent flags it part-way through, with seconds to spare (in real time
     # too) before the agent hangs up, however busy the machine running the simulation is.
@@ -153,8 +164,16 @@ def complaint_acknowledged(sim: Simulation) -> Outcome:
     sim.desk.complaint_rate = 1.0
     caller = _caller(sim)
     call = sim.wait(sim.place(caller))
+    sim.desk.complaint_rate = 0.0
     row = _row(sim, CallRow, CallRow.call_sid == call.sid)
     complaint = row and eventually(lambda: _row(sim, Complaint, Complaint.call_id == row.id), 5)
+    return agent, caller, call, row, complaint
+
+
+def complaint_acknowledged(sim: Simulation) -> Outcome:
+    """The agent flags a complaint; the caller hears its reference, gets it by SMS, and the call is recorded."""
+    sim.desk.resolve_complaints = False
+    agent, caller, call, row, complaint = _complaint_flagged(sim)
     reference = getattr(complaint, "reference", None) or ""
     delivered = eventually(lambda: [m for m in sim.network.messages if m.to == caller.number
                                     and MESSAGE_STATUS.get(m.status) == SmsState.DELIVERED], sim.options.settle_seconds)
@@ -167,7 +186,6 @@ def complaint_acknowledged(sim: Simulation) -> Outcome:
     complaint = row and _row(sim, Complaint, Complaint.call_id == row.id)
     outcome = Outcome("complaint-acknowledged", sim.summary())
     outcome.checks = [
-        Check("complaints are installed on the server", sim.desk.complaints_installed),
         Check("the agent's flag gives a reference", bool(reference), reference),
         Check("the caller hears the reference after the agent hangs up",
               bool(after_agent) and getattr(complaint, "spoken_at", None) is not None,
@@ -179,8 +197,82 @@ def complaint_acknowledged(sim: Simulation) -> Outcome:
     return outcome
 
 
+def _complaint_life(sim: Simulation, name: str, satisfied: bool) -> Outcome:
+    """A complaint's whole life with the clock sped up: flagged, resolved by its owner, explained to the customer on
+    the owner's call, and a week later (the simulator moves the follow-up's date to now) followed up."""
+    sim.desk.habits = replace(sim.desk.habits, resolve_after=(30.0, 60.0), accepts_remedy=1.0,
+                              satisfied=1.0 if satisfied else 0.0)
+    agent, caller, call, row, flagged = _complaint_flagged(sim)
+    sim.network.set_behaviour(caller.number, Answer(after=2, talk=60))  # the customer picks up when we call
+    outcome = Outcome(name, sim.summary())
+    if flagged is None:
+        outcome.checks = [Check("the agent's flag gives a reference", False, f"call {call.sid}")]
+        return outcome
+
+    def now() -> Complaint:
+        return _row(sim, Complaint, Complaint.id == flagged.id)
+
+    told = eventually(lambda: (c := now()).remedy_accepted is not None and c, sim.options.settle_seconds)
+    followup = eventually(lambda: _row(sim, Callback, Callback.complaint_id == flagged.id,
+                                       Callback.kind == CallbackKind.COMPLAINT_FOLLOWUP), 5)
+    if followup is not None:
+        sim.fast_forward(followup.id)  # a week later
+    final = eventually(lambda: (c := now()).state in (ComplaintState.CLOSED, ComplaintState.REOPENED) and c,
+                       sim.options.settle_seconds) or now()
+    sim.settle(5)
+    calls = {kind: _row(sim, Callback, Callback.complaint_id == flagged.id, Callback.kind == kind)
+             for kind in (CallbackKind.COMPLAINT_TOLD, CallbackKind.COMPLAINT_FOLLOWUP)}
+    made_by = {kind: getattr(cb, "agent_id", None) for kind, cb in calls.items()}
+    with sim.svc.db.session() as session:
+        trail = [e.event for e in audit.entries(session, flagged.id)]
+        intact = audit.verify(session).intact
+        listed = register.row(session, session.get(Complaint, flagged.id))
+        month = compliance.report(session, flagged.flagged_at.strftime("%Y-%m"))
+    outcome.summary = sim.summary()
+    verdict = "complaint-closed" if satisfied else "complaint-reopened"
+    life = ["complaint-flagged", "complaint-resolved", "customer-told", "remedy-accepted", verdict]
+    outcome.checks = [
+        Check("the agent's flag gives a reference, owned by that agent",
+              bool(flagged.reference) and flagged.owner_id == getattr(row, "agent_id", None), flagged.reference),
+        Check("the owner writes the resolution", final.resolved_by == agent, f"by {final.resolved_by}"),
+        Check("the owner calls the customer to explain it, and the customer accepts the remedy",
+              told is not None and final.told_via == ToldVia.CALL and final.told_by == agent
+              and made_by[CallbackKind.COMPLAINT_TOLD] == flagged.owner_id and final.remedy_accepted is True,
+              f"told via {final.told_via} by {final.told_by}"),
+        Check("a week later the owner calls again to ask whether the remedy worked",
+              getattr(calls[CallbackKind.COMPLAINT_FOLLOWUP], "state", None) == CallbackState.DONE
+              and made_by[CallbackKind.COMPLAINT_FOLLOWUP] == flagged.owner_id,
+              f"follow-up {getattr(calls[CallbackKind.COMPLAINT_FOLLOWUP], 'state', None)}"),
+        Check("closed as satisfied" if satisfied else "reopened: back to its owner with a new due date",
+              (final.state, final.satisfied) == ((ComplaintState.CLOSED, True) if satisfied else
+                                                 (ComplaintState.REOPENED, False))
+              and (satisfied or (final.owner_id == flagged.owner_id and final.due_at > flagged.due_at)),
+              f"{final.state}, satisfied {final.satisfied}, due {final.due_at:%Y-%m-%d}"),
+        Check("the register shows it", listed["state"] == final.state and listed["satisfied"] == satisfied,
+              f"{listed['state']}, next: {listed['next_step']}"),
+        Check("the month's report counts it", month["complaints_verified"] >= 1 and (
+            month["complaints_satisfied_at_verification"] >= 1 if satisfied else month["complaints_reopened"] >= 1),
+              f"verified {month['complaints_verified']}, reopened {month['complaints_reopened']}"),
+        Check("every step is in the audit log, and the chain holds",
+              [e for e in trail if e in life] == life and intact, " > ".join(e for e in trail if e in life)),
+    ]
+    return outcome
+
+
+def complaint_resolved(sim: Simulation) -> Outcome:
+    """The whole life of a complaint that ends with a satisfied customer."""
+    return _complaint_life(sim, "complaint-resolved", satisfied=True)
+
+
+def complaint_reopened(sim: Simulation) -> Outcome:
+    """The whole life of a complaint whose remedy did not work: reopened, back to its owner."""
+    return _complaint_life(sim, "complaint-reopened", satisfied=False)
+
+
 SCENARIOS: dict[str, Callable[[Simulation], Outcome]] = {
     "returning-caller": returning_caller,
     "all-busy-callback": all_busy_callback,
     "complaint-acknowledged": complaint_acknowledged,
+    "complaint-resolved": complaint_resolved,
+    "complaint-reopened": complaint_reopened,
 }

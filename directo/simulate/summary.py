@@ -13,7 +13,7 @@ from sqlalchemy import select
 from directo.core.models import Call as CallRow
 from directo.core.models import Callback, Complaint, SmsMessage
 from directo.core.services import Services
-from directo.core.states import MESSAGE_STATUS, OPEN, CallbackState, Direction, SmsState
+from directo.core.states import MESSAGE_STATUS, OPEN, CallbackState, Direction, SmsState, SmsTopic, ToldVia
 from standin.model import Call, Message
 from standin.network import Network
 
@@ -64,6 +64,8 @@ class Summary:
                 **self.callbacks),
             "Complaints: flagged {flagged}, acknowledged to the caller {acknowledged}, SMS delivered {sms_delivered}"
             .format(**self.complaints),
+            "  then: resolved {resolved}, customer told {told} (by SMS {told_by_sms}), verified {verified} "
+            "(satisfied {satisfied}, reopened {reopened})".format(**self.complaints),
             f"Webhooks answered: {self.webhooks}",
         ]
         if self.violations:
@@ -197,7 +199,8 @@ def callback_counts(callbacks: list[Callback], legs: list[Call], called_in: set[
 
 def complaint_counts(complaints: list[Complaint], sms: list[SmsMessage], flagged: list[Flagged],
                      messages: list[Message], violations: list[Violation]) -> dict[str, int]:
-    """Flagged complaints must carry a reference; acknowledged = the caller heard it; SMS as the network saw it."""
+    """Flagged complaints must carry a reference; acknowledged = the caller heard it; SMS as the network saw it;
+    then how far their lives went: resolved, the customer told, verified by a follow-up."""
     delivered = {message.sid for message in messages if MESSAGE_STATUS.get(message.status) == SmsState.DELIVERED}
     for complaint in complaints:
         if not complaint.reference:
@@ -211,5 +214,12 @@ def complaint_counts(complaints: list[Complaint], sms: list[SmsMessage], flagged
     return {
         "flagged": len(complaints),
         "acknowledged": sum(1 for complaint in complaints if complaint.spoken_at is not None),
-        "sms_delivered": sum(1 for message in sms if message.message_sid in delivered),
+        "sms_delivered": sum(1 for message in sms if message.message_sid in delivered
+                             and message.topic == SmsTopic.COMPLAINT_REFERENCE),
+        "resolved": sum(1 for complaint in complaints if complaint.resolved_at is not None),
+        "told": sum(1 for complaint in complaints if complaint.first_told_at is not None),
+        "told_by_sms": sum(1 for complaint in complaints if complaint.told_via == ToldVia.SMS),
+        "verified": sum(1 for complaint in complaints if complaint.verified_at is not None),
+        "satisfied": sum(1 for complaint in complaints if complaint.satisfied),
+        "reopened": sum(1 for complaint in complaints if complaint.reopened_count),
     }

@@ -20,11 +20,14 @@ from flask import (
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from directo.core.models import Agent, Call
+from directo.core.models import Agent, Call, utcnow
 from directo.core.services import Services
-from directo.core.states import Role
-from routing import callback_admin, roster
+from directo.core.states import ComplaintState, Role
+from recordings import register
+from recordings.errors import ComplaintError
+from routing import callback_admin, complaint_life, compliance, roster
 from routing.callback_report import callback_report
+from routing.complaint_life import Actor
 from routing.directory import normalise_number
 from routing.errors import Refused
 from voice.auth import current_agent, current_identity, is_supervisor
@@ -75,8 +78,10 @@ def _checked(fetch: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 @bp.get("/")
 def index() -> str:
     svc = services()
+    with svc.db.session() as db:
+        attention = register.attention(db)
     return render_template("supervisor/board.html", snapshot=board.snapshot(svc),
-                           charts=charts.today(svc), section="board")
+                           charts=charts.today(svc), section="board", attention=attention)
 
 
 @bp.get("/board.json")
@@ -121,20 +126,24 @@ def call_detail(call_id: int) -> str:
     return render_template("supervisor/call.html", section="calls", **detail)
 
 
+def _register_filters() -> complaints_register.RegisterFilters:
+    return _checked(complaints_register.RegisterFilters.parse_register, request.args.to_dict(), _filters())
+
+
 @bp.get("/complaints")
 def complaints() -> str:
-    filters = _filters()
+    filters = _register_filters()
     with services().db.session() as db:
         rows, cursor = _checked(complaints_register.page, db, filters, request.args.get("after") or None)
         chain = complaints_register.chain_status(db)
         agents = db.scalars(select(Agent.identity).order_by(Agent.identity)).all()
     return render_template("supervisor/complaints.html", rows=rows, next_cursor=cursor, filters=filters,
-                           chain=chain, agents=agents, section="complaints")
+                           chain=chain, agents=agents, section="complaints", states=list(ComplaintState))
 
 
 @bp.get("/complaints.csv")
 def complaints_csv() -> Response:
-    filters = _filters()
+    filters = _register_filters()
     with services().db.session() as db:
         _checked(complaints_register.page, db, filters, size=1)
     return Response(stream_with_context(complaints_register.csv_stream(services().db, filters)),
@@ -236,3 +245,94 @@ def _act(action: Any, back: str, *, reason_required: bool = True) -> BaseRespons
         abort(refused.status, str(refused))
     flash(done)
     return redirect(url_for(f"supervisor.{back}"))
+
+
+# --- one complaint, the complaints that need a supervisor, the compliance report ---------------------------------
+
+@bp.get("/complaints/<reference>")
+def complaint(reference: str) -> str:
+    with services().db.session() as db:
+        try:
+            found = complaint_life.find(db, reference)
+        except ComplaintError as missing:
+            abort(missing.status, str(missing))
+        row = register.row(db, found)
+        steps = register.timeline(db, found)
+        agents = db.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.identity)).all()
+    return render_template("supervisor/complaint.html", row=row, steps=steps, agents=agents, section="complaints",
+                           max_reason=complaint_life.MAX_REASON)
+
+
+def _complaint_step(reference: str, take: Callable[[Services, Actor], dict[str, Any]]) -> BaseResponse:
+    """One step on a complaint by the supervisor; a refusal is a clear 4xx (409 when someone acted first)."""
+    try:
+        row = take(services(), Actor(current_identity() or "", supervisor=True))
+    except ComplaintError as refused:
+        abort(refused.status, str(refused))
+    flash(f"{row['reference']}: {row['state']}, owner {row['owner']}; next: {row['next_step']}")
+    return redirect(url_for("supervisor.complaint", reference=row["reference"]))
+
+
+@bp.post("/complaints/<reference>/assign")
+def assign_complaint(reference: str) -> BaseResponse:
+    return _complaint_step(reference, lambda svc, by: complaint_life.assign(
+        svc, reference, request.form.get("agent", ""), request.form.get("reason", ""), by))
+
+
+@bp.post("/complaints/<reference>/resolve")
+def resolve_complaint(reference: str) -> BaseResponse:
+    form = request.form
+    return _complaint_step(reference, lambda svc, by: complaint_life.resolve(
+        svc, reference, explanation=form.get("explanation", ""), remedy=form.get("remedy", ""),
+        cause=form.get("cause", ""), by=by))
+
+
+@bp.post("/complaints/<reference>/answer")
+def answer_complaint(reference: str) -> BaseResponse:
+    return _complaint_step(reference, lambda svc, by: complaint_life.record_answer(
+        svc, reference, accepted=_yes("accepted"), note=request.form.get("note", ""), by=by))
+
+
+@bp.post("/complaints/<reference>/verify")
+def verify_complaint(reference: str) -> BaseResponse:
+    return _complaint_step(reference, lambda svc, by: complaint_life.verify(
+        svc, reference, satisfied=_yes("satisfied"), note=request.form.get("note", ""), by=by))
+
+
+def _yes(field: str) -> bool:
+    value = request.form.get(field)
+    if value not in ("1", "0"):
+        abort(400, f"{field} must be 1 (yes) or 0 (no)")
+    return value == "1"
+
+
+@bp.get("/complaints/attention.json")
+def complaints_attention() -> dict[str, Any]:
+    """Complaints whose customer is still not told with two days left or fewer, overdue first: the live board."""
+    with services().db.session() as db:
+        return {"complaints": register.attention(db)}
+
+
+@bp.get("/report")
+def report() -> str:
+    month = request.args.get("month") or utcnow().strftime("%Y-%m")
+    with services().db.session() as db:
+        figures = _checked_month(lambda: compliance.report(db, month))
+    return render_template("supervisor/report.html", figures=figures, section="report",
+                           days=services().config.complaint_resolution_days)
+
+
+@bp.get("/report.csv")
+def report_csv() -> Response:
+    month = request.args.get("month") or utcnow().strftime("%Y-%m")
+    with services().db.session() as db:
+        figures = _checked_month(lambda: compliance.report(db, month))
+    return Response(compliance.as_csv(figures), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=compliance-{figures['month']}.csv"})
+
+
+def _checked_month(build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return build()
+    except ValueError as bad:
+        abort(400, str(bad))

@@ -117,6 +117,8 @@
     const canWrite = Boolean(currentSid);
     $("flag-complaint").disabled = !canWrite;
     $("save-notes").disabled = !canWrite;
+    // Other parts of the page (the complaint panel) open on what this call is about.
+    document.dispatchEvent(new CustomEvent("directo:context", { detail: context }));
   }
 
   function showCallback(callback) {
@@ -260,6 +262,9 @@
     });
     device.register();
   }
+
+  // What the page's other scripts share: the JSON helper (CSRF, errors as messages) and the words.
+  window.Directo = { api, fmt, texts: t, language: data.language };
 
   refreshState();
   connect();
