@@ -18,13 +18,14 @@ from sqlalchemy.orm import selectinload
 from directo.cli import main
 from directo.core import periodic
 from directo.core.models import AuditEntry, Call, Callback, Complaint, SmsMessage, utcnow
-from directo.core.states import CallbackKind, CallbackState, ComplaintState, SmsTopic, ToldVia
+from directo.core.states import AgentStatus, CallbackKind, CallbackState, ComplaintState, SmsTopic, ToldVia
 from recordings import audit, register
 from recordings.complaints import flag
 from recordings.references import spelled
 from routing import complaint_calls, complaint_life
 from routing.complaint_life import Actor
 from routing.dispatch import dispatch
+from routing.presence import presence
 from standin import Answer, NoAnswer
 from tests.test_callbacks import CUSTOMER, add_agent
 
@@ -219,9 +220,11 @@ def test_a_customer_unreachable_on_three_days_gets_the_resolution_by_sms(callcen
 
 
 def _tried(cc, reference: str, callback_id: int) -> bool:
-    """The day's try ended: missed, and another day's try (or the SMS) followed."""
+    """The day's try ended: missed, another day's try (or the SMS) followed, and the owner's own leg is over (an
+    agent is free only when their leg has ended, after hearing that the customer was not reached)."""
     latest = owed(cc, reference, CallbackKind.COMPLAINT_TOLD)
-    return latest.id != callback_id or latest.state == CallbackState.MISSED
+    return (latest.id != callback_id or latest.state == CallbackState.MISSED) \
+        and presence(cc.services).state("ana").get("status") == AgentStatus.AVAILABLE
 
 
 def test_due_date_reached_with_nobody_to_call_texts_the_resolution(callcenter) -> None:
