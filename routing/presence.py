@@ -3,6 +3,10 @@
 Keys (under a prefix): `agent:<identity>` hash (status, since, call, languages, name, until),
 `idle:<language>` sorted sets of available agents scored by idle-since, `wrapup` scored by wrap-up end,
 and `agents`, the set of known identities.
+
+Every change of an agent's state is published on their event channel (`routing.events.agent_channel`) by the
+script that makes it, stamped `v` with Redis's clock in ms, so pages and boards are pushed each change as it
+happens and can tell a stale one (read before, delivered after) from the newest.
 """
 
 from __future__ import annotations
@@ -20,8 +24,20 @@ if TYPE_CHECKING:
 
 STATUSES = ("available", "reserved", "busy", "wrapup", "away", "offline")
 
+# Stamps the agent's state with Redis's clock (ms) and publishes it on their channel, as routing.events names it.
+_PUBLISH_STATE = """
+local function publish_state(p, id)
+  local key = p..'agent:'..id
+  local clock = redis.call('TIME')
+  redis.call('HSET', key, 'v', string.format('%d', clock[1] * 1000 + math.floor(clock[2] / 1000)))
+  local s = redis.call('HMGET', key, 'status', 'call', 'since', 'until', 'v')
+  redis.call('PUBLISH', p..'events:agent:'..id, cjson.encode({state = {
+    status = s[1] or 'offline', call = s[2] or '', since = s[3] or '0', ['until'] = s[4] or '0', v = s[5]}}))
+end
+"""
+
 # Wrap-ups that have ended are promoted lazily here, so no timer is needed for an agent to become free.
-_PROMOTE = """
+_PROMOTE = _PUBLISH_STATE + """
 local p = ARGV[1]
 local due = redis.call('ZRANGEBYSCORE', p..'wrapup', '-inf', ARGV[2])
 for _, id in ipairs(due) do
@@ -32,6 +48,7 @@ for _, id in ipairs(due) do
     redis.call('ZADD', p..'idle:'..lang, ends, id)
   end
   redis.call('ZREM', p..'wrapup', id)
+  publish_state(p, id)
 end
 """
 
@@ -45,7 +62,7 @@ local idle = redis.call('ZRANGE', p..'idle:'..ARGV[3], 0, tonumber(ARGV[5]) - 1,
 return {prev, idle, due}
 """
 
-_RESERVE = """
+_RESERVE = _PUBLISH_STATE + """
 local p = ARGV[1]
 for i = 4, #ARGV do
   local id = ARGV[i]
@@ -55,6 +72,7 @@ for i = 4, #ARGV do
       redis.call('ZREM', p..'idle:'..lang, id)
     end
     redis.call('HSET', key, 'status', 'reserved', 'call', ARGV[2], 'reserved_at', ARGV[3])
+    publish_state(p, id)
     local facts = redis.call('HMGET', key, 'agent_id', 'name', 'phone')
     return {id, facts[1] or '', facts[2] or '', facts[3] or ''}
   end
@@ -63,7 +81,7 @@ return false
 """
 
 # ARGV: prefix, identity, expected call ('*' = any), status, call, since ('' = keep), until.
-_TRANSITION = """
+_TRANSITION = _PUBLISH_STATE + """
 local p, id = ARGV[1], ARGV[2]
 local key = p..'agent:'..id
 if redis.call('EXISTS', key) == 0 then return 0 end
@@ -80,8 +98,14 @@ elseif ARGV[4] == 'wrapup' then
   redis.call('HSET', key, 'until', ARGV[7])
   redis.call('ZADD', p..'wrapup', ARGV[7], id)
 end
+publish_state(p, id)
 return 1
 """
+
+
+def agent_key(identity: str, prefix: str = "directo:") -> str:
+    """The agent's presence hash (status, since, call, until, v, and the facts a call needs)."""
+    return f"{prefix}agent:{identity}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +128,7 @@ class Presence:
         self._transition = redis.register_script(_TRANSITION)
 
     def _key(self, identity: str) -> str:
-        return f"{self.prefix}agent:{identity}"
+        return agent_key(identity, self.prefix)
 
     def register(self, agent: Agent) -> None:
         """Make an agent known to the router (offline until they say otherwise), keeping any live state.
