@@ -72,6 +72,8 @@ class Config:
     recording_format: str = "mp3"
     recording_sample_rate: int = 8000
     fallback_number: str = ""
+    # Live pages (agent page, board) one person may have open at once; opening one more closes their oldest.
+    streams_per_person: int = 3
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -105,6 +107,7 @@ class Config:
             recording_format=env.get("RECORDING_FORMAT", cls.recording_format).lower(),
             recording_sample_rate=int(env.get("RECORDING_SAMPLE_RATE", cls.recording_sample_rate)),
             fallback_number=env.get("FALLBACK_NUMBER", ""),
+            streams_per_person=int(env.get("STREAMS_PER_PERSON", cls.streams_per_person)),
         )
         if config.recording_format not in RECORDING_FORMATS:
             raise ValueError(f"RECORDING_FORMAT={config.recording_format!r}: use {' or '.join(RECORDING_FORMATS)}")
@@ -112,6 +115,8 @@ class Config:
             raise ValueError(
                 f"DEFAULT_LANGUAGE={config.default_language!r}: supported are {', '.join(SUPPORTED_LANGUAGES)}"
             )
+        if config.streams_per_person < 1:
+            raise ValueError(f"STREAMS_PER_PERSON={config.streams_per_person}: a person needs at least 1 live page")
         return replace(config, **overrides)
 
     @property

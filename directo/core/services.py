@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from redis import ConnectionPool, Redis
+from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 
 from directo.core.config import Config
@@ -65,6 +66,15 @@ class Services:
         pool = self.redis.connection_pool
         settings = {key: value for key, value in pool.connection_kwargs.items() if key != "socket_timeout"}
         return Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class, **settings))
+
+    def async_redis(self) -> AsyncRedis:
+        """An asyncio client on the same Redis, for the web processes' live pages (one subscription feeds them all).
+
+        Built here like the others, from the same URL and connect timeout; no read timeout of its own, since a
+        subscription waits as long as nothing happens, and health checks find a dead link instead.
+        """
+        return AsyncRedis.from_url(resolve_redis_url(self.config), socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+                                   health_check_interval=30)
 
     def close(self) -> None:
         self.db.dispose()
