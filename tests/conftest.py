@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
+import uvicorn
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
@@ -29,6 +31,7 @@ from directo.core.db import Database
 from directo.core.embedded_redis import EmbeddedRedis
 from directo.core.models import Base
 from voice import create_app
+from voice.web import WebApp
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "a" * 32
@@ -217,20 +220,30 @@ def twilio(client: FlaskClient) -> TwilioWebhooks:
 
 
 class LiveServer:
-    """The app on a real threaded HTTP server, for tests that need real concurrent connections."""
+    """The app on a real port as a web process serves it (voice.web under uvicorn: webhooks, pages and the live
+    pages' streams), for tests that need real concurrent connections."""
 
     def __init__(self, app: Flask) -> None:
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.web = WebApp(app)
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(self.web, lifespan="on", log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the live server did not start"
+            time.sleep(0.02)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=5)
+        self.web.stop_streams()  # as the web worker does on a signal
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
 
 
 @pytest.fixture

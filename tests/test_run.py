@@ -35,7 +35,7 @@ def running(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "PUBLIC_BASE_URL")}
     env.update(DIRECTO_DATA_DIR=str(tmp_path), TWILIO_AUTH_TOKEN=TOKEN)
     log = (tmp_path / "run.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "directo.cli", "run", "--port", str(port), "--threads", "8"],
+    process = subprocess.Popen([sys.executable, "-m", "directo.cli", "run", "--port", str(port)],
                                env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

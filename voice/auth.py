@@ -8,6 +8,10 @@ from typing import Any
 
 from flask import abort, session
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import select
+
+from directo.core.db import Database
+from directo.core.models import Agent
 
 csrf = CSRFProtect()
 
@@ -54,3 +58,18 @@ def supervisor_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return checked
+
+
+def active_person(db: Database, *, supervisor: bool) -> str:
+    """Who is asking, checked against the record like every page does, but only reading (so a thousand pages
+    reconnecting never queue for SQLite's write lock, which the webhooks need)."""
+    identity = current_identity()
+    if identity is None:
+        abort(401, "log in first")
+    if supervisor and not is_supervisor():
+        abort(403, "supervisors only")
+    with db.reading() as connection:
+        row = connection.execute(select(Agent.active, Agent.role).where(Agent.identity == identity)).first()
+    if row is None or not row.active or (supervisor and row.role != "supervisor"):
+        abort(401, "log in again")
+    return identity

@@ -29,10 +29,9 @@ WORKER_RETRY_SECONDS = 2
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--web-workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
-@click.option("--threads", default=64, show_default=True, type=int,
-              help="Threads per web worker; each open agent page holds one.")
-def run(host: str, port: int, web_workers: int, threads: int) -> None:
+@click.option("--web-workers", default=2, show_default=True, type=int,
+              help="Web processes (gunicorn workers); each serves webhooks, pages and ~1,000 open live pages.")
+def run(host: str, port: int, web_workers: int) -> None:
     """Run the web app (gunicorn) and an RQ worker, with a private Redis when REDIS_URL is not set."""
     config = Config.from_env()
     # A private Redis started for this run is stopped with it; one that was already running is left alone.
@@ -51,9 +50,11 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
     with services() as svc:
         agent_admin.restore_presence(svc)
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    # The web processes' settings (voice/gunicorn_conf.py, shared with the Procfile): webhooks, pages and live
+    # pages each on capacity of their own, live pages told to end the moment the server stops.
     web = subprocess.Popen(
-        [gunicorn, "--bind", f"{host}:{port}", "--workers", str(web_workers), "--threads", str(threads),
-         "--worker-class", "gthread", "--access-logfile", "-", "voice:create_app()"],
+        [gunicorn, "--config", "python:voice.gunicorn_conf", "--bind", f"{host}:{port}", "--workers",
+         str(web_workers), "--access-logfile", "-"],
         env=env,
     )
     worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env)

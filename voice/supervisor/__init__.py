@@ -26,6 +26,7 @@ from routing import agents as agent_admin
 from routing.callback_report import callback_report
 from routing.directory import normalise_number
 from voice.auth import current_identity, is_supervisor, log_out
+from voice.streams import BOARD_EVENTS
 from voice.supervisor import actions, board, call_log, charts, complaints_register
 from voice.supervisor.call_log import FilterError, Filters
 
@@ -78,19 +79,12 @@ def _checked(fetch: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def index() -> str:
     svc = services()
     return render_template("supervisor/board.html", snapshot=board.snapshot(svc),
-                           charts=charts.today(svc), section="board")
+                           charts=charts.today(svc), section="board", events=request.script_root + BOARD_EVENTS)
 
 
 @bp.get("/board.json")
 def board_json() -> dict[str, Any]:
     return board.snapshot(services())
-
-
-@bp.get("/board/events")
-def board_events() -> Response:
-    lifetime = current_app.config.get("SUPERVISOR_EVENTS_SECONDS", board.LIFETIME_SECONDS)
-    return Response(stream_with_context(board.stream(services(), lifetime)), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @bp.get("/calls")
