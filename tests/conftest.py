@@ -24,7 +24,6 @@ from redis import Redis
 from rq import Worker
 from sqlalchemy import text
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
 from directo.core.config import Config
 from directo.core.db import Database
@@ -219,14 +218,20 @@ def twilio(client: FlaskClient) -> TwilioWebhooks:
     return TwilioWebhooks(client)
 
 
+def listening_socket() -> socket.socket:
+    """A port of our own, known before the app is built (its URL goes into the app's configuration)."""
+    bound = socket.socket()
+    bound.bind(("127.0.0.1", 0))
+    return bound
+
+
 class LiveServer:
     """The app on a real port as a web process serves it (voice.web under uvicorn: webhooks, pages and the live
     pages' streams), for tests that need real concurrent connections."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, bound: socket.socket | None = None) -> None:
         self.web = WebApp(app)
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
+        self.socket = bound or listening_socket()
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         self.server = uvicorn.Server(uvicorn.Config(self.web, lifespan="on", log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
@@ -304,21 +309,16 @@ def callcenter(config: Config, clean: None) -> Iterator[CallCenter]:
     from directo.core.jobs import use_services
     from standin import StandIn
 
-    holder: dict[str, Flask] = {}
-    server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
+    bound = listening_socket()
+    url = f"http://127.0.0.1:{bound.getsockname()[1]}"
     with StandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, time_scale=0.01, seed=7) as standin:
         app = create_app(replace(config, public_base_url=url, twilio_api_base_url=standin.base_url,
                                  twilio_caller_id=CALLER_ID))
-        holder["app"] = app
         services = app.extensions["directo"]
         use_services(services)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
         try:
-            yield CallCenter(app, services, url, standin)
+            with LiveServer(app, bound):
+                yield CallCenter(app, services, url, standin)
         finally:
             use_services(None)
-            server.shutdown()
-            thread.join(timeout=5)
             services.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from redis import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool as AsyncBlockingPool
 from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 
@@ -19,6 +20,8 @@ from directo.core.urls import UrlFor, public_urls
 # A Redis outage must cost a caller well under Twilio's 15 s webhook budget before the fallback kicks in.
 REDIS_CONNECT_TIMEOUT = 0.5
 REDIS_SOCKET_TIMEOUT = 2.0
+# An asyncio client's connections: a thousand pages opening at once share these instead of each connecting.
+ASYNC_REDIS_CONNECTIONS = 16
 
 
 def resolve_redis_url(config: Config) -> str:
@@ -71,10 +74,14 @@ class Services:
         """An asyncio client on the same Redis, for the web processes' live pages (one subscription feeds them all).
 
         Built here like the others, from the same URL and connect timeout; no read timeout of its own, since a
-        subscription waits as long as nothing happens, and health checks find a dead link instead.
+        subscription waits as long as nothing happens, and health checks find a dead link instead. A few
+        connections, waited for when all are busy: pages opening by the thousand (a deploy, a network blip)
+        queue for them rather than each opening a connection of its own within the connect timeout.
         """
-        return AsyncRedis.from_url(resolve_redis_url(self.config), socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-                                   health_check_interval=30)
+        pool = AsyncBlockingPool.from_url(resolve_redis_url(self.config), max_connections=ASYNC_REDIS_CONNECTIONS,
+                                          timeout=10, socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+                                          health_check_interval=30)
+        return AsyncRedis.from_pool(pool)
 
     def close(self) -> None:
         self.db.dispose()
