@@ -224,15 +224,20 @@ class Presence:
     def state(self, identity: str) -> dict[str, str]:
         return {_text(k): _text(v) for k, v in self.redis.hgetall(self._key(identity)).items()}
 
-    def states(self) -> dict[str, dict[str, str]]:
+    def states(self, fields: tuple[str, ...] = ()) -> dict[str, dict[str, str]]:
+        """Every known agent's state; only `fields` of it when given (the live board reads a thousand, often)."""
         identities = sorted(_text(i) for i in self.redis.smembers(f"{self.prefix}agents"))
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=False)
         for identity in identities:
-            pipe.hgetall(self._key(identity))
-        return {
-            identity: {_text(k): _text(v) for k, v in raw.items()}
-            for identity, raw in zip(identities, pipe.execute(), strict=True)
-        }
+            if fields:
+                pipe.hmget(self._key(identity), fields)
+            else:
+                pipe.hgetall(self._key(identity))
+        rows = zip(identities, pipe.execute(), strict=True)
+        if fields:
+            return {identity: {name: _text(value) for name, value in zip(fields, row, strict=True) if value is not None}
+                    for identity, row in rows}
+        return {identity: {_text(k): _text(v) for k, v in raw.items()} for identity, raw in rows}
 
 
 def _text(value: Any) -> str:

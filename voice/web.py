@@ -23,9 +23,9 @@ from voice import create_app
 from voice.auth import active_person
 from voice.streams import AGENT_EVENTS, BOARD_EVENTS
 from voice.streams.endpoint import Feed, Receive, StreamEndpoint
-from voice.streams.hub import Hub
+from voice.streams.hub import BoardSource, Hub
 from voice.streams.sse import Send
-from voice.supervisor.board import snapshot
+from voice.supervisor import board
 
 # Threads per web process. Webhooks: more than the two cores can keep busy, so a burst queues on the CPU, not for
 # a thread. Pages: a person clicks now and then. Streams: only their opening check and the board's snapshot.
@@ -46,7 +46,7 @@ class WebApp:
         self.pages = WSGIMiddleware(flask_app, workers=PAGE_THREADS)
         executor = ThreadPoolExecutor(STREAM_THREADS, thread_name_prefix="streams")
         self.executors = (self.calls.executor, self.pages.executor, executor)
-        self.hub = Hub(services, executor, snapshot)
+        self.hub = Hub(services, executor, BoardSource(board.who_is_on_what, board.todays_figures))
         feeds = {AGENT_EVENTS: Feed(lambda: active_person(services.db, supervisor=False), board=False),
                  BOARD_EVENTS: Feed(lambda: active_person(services.db, supervisor=True), board=True)}
         self.streams = StreamEndpoint(flask_app, self.hub, feeds, executor)

@@ -1,8 +1,9 @@
 """One Redis subscription per web process, fanned out to every live page the process holds.
 
 Agent pages get their screen pops (with the id of the log entry, to resume from) and their presence; boards get
-each agent's changes, gathered for TICK_SECONDS, and a full snapshot computed once per process every
-SNAPSHOT_SECONDS for all of them. Nothing here holds a thread: a stream is a queue of frames on the event loop.
+each agent's changes, gathered for TICK_SECONDS, and a snapshot computed once per process for all of them every
+SNAPSHOT_SECONDS (today's figures, the costly part, every FIGURES_SECONDS). Nothing here holds a thread: a stream
+is a queue of frames on the event loop.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ HEARTBEAT_SECONDS = 15.0
 LIFETIME_SECONDS = 300.0
 # How long the browser waits before its own reconnect if a connection drops (the page backs off on top of it).
 RETRY_MS = 2000
-SNAPSHOT_SECONDS = 3.0
+SNAPSHOT_SECONDS = 5.0
+FIGURES_SECONDS = 15.0
 # Frames waiting for one slow page; past this it is told to reconnect, and resumes from its log.
 QUEUE_FRAMES = 256
 # The hub's clock: boards' gathered changes go out this often.
@@ -100,6 +102,14 @@ class Stream:
         return True
 
 
+@dataclass(frozen=True)
+class BoardSource:
+    """What a live board shows (voice.supervisor.board): who is on what, and today's figures."""
+
+    rows: Callable[[Services], dict[str, Any]]
+    figures: Callable[[Services], dict[str, Any]]
+
+
 def event_order(event_id: str) -> tuple[int, int]:
     """A log entry id (`<ms>-<seq>`) as something to compare; anything else sorts first."""
     ms, _, seq = event_id.partition("-")
@@ -107,11 +117,10 @@ def event_order(event_id: str) -> tuple[int, int]:
 
 
 class Hub:
-    def __init__(self, svc: Services, executor: Executor, board_snapshot: Callable[[Services], dict[str, Any]],
-                 prefix: str = PREFIX) -> None:
+    def __init__(self, svc: Services, executor: Executor, board: BoardSource, prefix: str = PREFIX) -> None:
         self.svc = svc
         self.executor = executor
-        self.board_snapshot = board_snapshot
+        self.board = board
         self.prefix = prefix
         self.channels = agent_channel("", prefix)
         self.people: dict[str, set[Stream]] = {}
@@ -121,6 +130,8 @@ class Hub:
         self.snapshot: Out | None = None
         self.snapshot_at = 0.0
         self._board: dict[str, Any] | None = None
+        self._figures: dict[str, Any] | None = None
+        self._figures_at = 0.0
         self._snapshot_task: asyncio.Task[None] | None = None
         self.closing = False
         self._redis: Redis | None = None
@@ -323,6 +334,12 @@ class Hub:
         except (RedisError, OSError) as error:
             logger.warning("could not vouch for open pages' seats: %s", error)
 
+    def _read_board(self) -> dict[str, Any]:
+        """Off the event loop, one snapshot at a time: the rows afresh, the figures when they are due."""
+        if self._figures is None or time.monotonic() - self._figures_at >= FIGURES_SECONDS:
+            self._figures, self._figures_at = self.board.figures(self.svc), time.monotonic()
+        return {**self.board.rows(self.svc), "figures": self._figures}
+
     async def _board_frame(self) -> Out:
         if self.snapshot is None or time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:
             await self._refresh_snapshot()
@@ -339,7 +356,7 @@ class Hub:
             self.snapshot_at = time.monotonic()  # a failing database is asked again next period, not every tick
             self.since_snapshot = {}
             try:
-                board = await loop.run_in_executor(self.executor, self.board_snapshot, self.svc)
+                board = await loop.run_in_executor(self.executor, self._read_board)
             except Exception:
                 logger.exception("live board snapshot failed")
                 if self.snapshot is None:

@@ -97,21 +97,24 @@ def _on_calls(session: Session, live: dict[str, dict[str, str]]) -> dict[str, st
 
 
 def snapshot(svc: Services) -> dict[str, Any]:
-    """The whole board as JSON: the page renders it first, then merges each pushed change and snapshot.
+    """The whole board as JSON: the page renders it first, then merges each pushed change and snapshot."""
+    return {**who_is_on_what(svc), "figures": todays_figures(svc)}
 
-    Every open board's process takes one every few seconds, so it only reads (never SQLite's write lock, which
-    the webhooks need); each agent's row carries `v`, the version of its presence, so a snapshot read before a
-    change that was already pushed does not undo it.
+
+def who_is_on_what(svc: Services) -> dict[str, Any]:
+    """The agents' rows and the callbacks waiting: what open boards are sent afresh every few seconds.
+
+    Only reads (never SQLite's write lock, which the webhooks need); each agent's row carries `v`, the version of
+    its presence, so a snapshot read before a change that was already pushed does not undo it.
     """
     now = utcnow()
     live_presence = presence(svc)
     live_presence.promote_due(now.timestamp())  # wrap-ups that ran out show as available, and are pushed so
-    live = live_presence.states()
+    live = live_presence.states(fields=("status", "call", "since", "until", "v"))
     with svc.db.reading() as connection, Session(bind=connection) as session:
         people = session.execute(select(Agent.identity, Agent.name, Agent.status, Agent.active)
                                  .order_by(Agent.identity)).all()
         who = _on_calls(session, live)
-        today = load_today(session, now)
         waiting = session.execute(select(func.count(), func.min(Callback.promised_by))
                                   .where(Callback.state.in_(OPEN))).one()
     agents = []
@@ -130,5 +133,11 @@ def snapshot(svc: Services) -> dict[str, Any]:
         "waiting_callbacks": waiting[0],
         "oldest_promise": oldest.isoformat() if oldest else None,
         "oldest_flag": flag("queued", oldest, now) if oldest else None,
-        "figures": figures(today, now),
     }
+
+
+def todays_figures(svc: Services) -> dict[str, Any]:
+    """Today's figures, from every call of the day: the costliest part, so open boards get it less often."""
+    now = utcnow()
+    with svc.db.reading() as connection, Session(bind=connection) as session:
+        return figures(load_today(session, now), now)
