@@ -7,6 +7,8 @@ itself: without the word, `directo run` would wait out gunicorn's graceful timeo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import resource
 import signal
 import sys
 from types import FrameType
@@ -38,6 +40,14 @@ class _Server(Server):
 
 class WebWorker(UvicornWorker):
     CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "timeout_graceful_shutdown": GRACE_SECONDS}
+
+    def init_process(self) -> None:
+        # Every open page is a connection: lift the soft limit on open files (often 1,024) to the hard one.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        super().init_process()
 
     async def _serve(self) -> None:
         """As UvicornWorker's, with our server."""
