@@ -7,8 +7,8 @@ alternate with rounds with every agent's page and every board open (held by anot
 and with rounds on today's main configuration before this change, so machine noise falls on all alike. Prints:
 
 - `/voice/incoming` server time (its Server-Timing header) and client time, p50/p99, with 0 and with 1,020 streams;
-- event delivery: from the webhook that made a change being sent to the page receiving it (so an upper bound),
-  p50/p99, for the agent's screen pop, the agent's presence, and each board's update;
+- event delivery, p50/p99, for the agent's screen pop, the agent's presence, and each board's update: from the
+  change (the Redis clock each carries) to the page receiving it, and from the call's webhook being sent;
 - RSS per 100 open streams (the web processes' resident memory before and after opening them);
 - for reference, today's main configuration before this change (gunicorn gthread 2 x 64 threads, no streams).
 
@@ -152,7 +152,8 @@ def hold_pages(base: str, commands: Any) -> None:
             commands.send([(p.status, p.error[:200]) for p in pages])
         elif command == "close":
             assert crowd is not None
-            frames = [(p.person, p.board, [(f.event, f.data, f.at) for f in p.frames], p.ended, p.heartbeats)
+            frames = [(p.person, p.board, [(f.event, f.data, f.event_id, f.at) for f in p.frames], p.ended,
+                       p.heartbeats)
                       for p in crowd.pages]
             crowd.close()
             crowd = None
@@ -162,37 +163,46 @@ def hold_pages(base: str, commands: Any) -> None:
             return
 
 
-def delivery(calls: list[Call], pages: list[tuple[str, bool, list[tuple[str, str, float]], bool, int]]
-             ) -> dict[str, tuple[list[float], int]]:
-    """Seconds from each routed call's webhook being sent to each page concerned receiving the change."""
+KINDS = ("screen pop", "agent presence", "board update")
+Delays = dict[str, tuple[list[float], list[float], int]]
+
+
+def delivery(calls: list[Call], pages: list[tuple[str, bool, list[tuple[str, str, str | None, float]], bool, int]]
+             ) -> Delays:
+    """For each routed call and each page concerned: seconds from the change (the Redis clock it carries: a pop's
+    log id, a state's version) to the page receiving it, and from the call's webhook being sent (an upper bound);
+    and how many never arrived."""
     sent = {c.sid: c for c in calls if c.agent}
-    pops: list[float] = []
-    states: list[float] = []
-    boards: list[float] = []
+    found: dict[str, tuple[list[float], list[float]]] = {kind: ([], []) for kind in KINDS}
+
+    def note(kind: str, changed_ms: float | None, sid: str, at: float) -> None:
+        if changed_ms:
+            found[kind][0].append(at - changed_ms / 1000)
+        found[kind][1].append(at - sent[sid].sent)
+
     for person, board, frames, _, _ in pages:
-        seen_pop: set[str] = set()
-        seen_state: set[str] = set()
-        seen_board: set[str] = set()
-        for event, data, at in frames:
+        seen: set[tuple[str, str]] = set()
+        for event, data, event_id, at in frames:
+            rows = json.loads(data)
             if event == "message" and not board:
-                sid = json.loads(data).get("call_sid")
-                if sid in sent and sent[sid].agent == person and sid not in seen_pop:
-                    seen_pop.add(sid)
-                    pops.append(at - sent[sid].sent)
+                sid = rows.get("call_sid")
+                if sid in sent and sent[sid].agent == person and ("pop", sid) not in seen:
+                    seen.add(("pop", sid))
+                    note("screen pop", int((event_id or "0").split("-")[0]), sid, at)
             elif event == "state" and not board:
-                sid = json.loads(data).get("call")
-                if sid in sent and sid not in seen_state:
-                    seen_state.add(sid)
-                    states.append(at - sent[sid].sent)
+                sid = rows.get("call")
+                if sid in sent and ("state", sid) not in seen:
+                    seen.add(("state", sid))
+                    note("agent presence", rows["v"], sid, at)
             elif event == "agents" and board:
-                for row in json.loads(data):
+                for row in rows:
                     sid = row.get("call")
-                    if sid in sent and sent[sid].agent == row["identity"] and sid not in seen_board:
-                        seen_board.add(sid)
-                        boards.append(at - sent[sid].sent)
-    expected_boards = len(sent) * sum(1 for _, board, *_ in pages if board)
-    return {"screen pop": (pops, len(sent) - len(pops)), "agent presence": (states, len(sent) - len(states)),
-            "board update": (boards, expected_boards - len(boards))}
+                    if sid in sent and sent[sid].agent == row["identity"] and ("board", sid) not in seen:
+                        seen.add(("board", sid))
+                        note("board update", row.get("v"), sid, at)
+    boards = sum(1 for _, board, *_ in pages if board)
+    expected = {"screen pop": len(sent), "agent presence": len(sent), "board update": len(sent) * boards}
+    return {kind: (*found[kind], expected[kind] - len(found[kind][1])) for kind in KINDS}
 
 
 def describe(name: str, calls: list[Call]) -> str:
@@ -255,7 +265,7 @@ def main() -> None:
             before: list[Call] = []
             without: list[Call] = []
             with_pages: list[Call] = []
-            delays: dict[str, tuple[list[float], int]] = {}
+            delays: Delays = {kind: ([], [], 0) for kind in KINDS}
             rss: list[tuple[int, int]] = []
             opened_in: list[float] = []
             for _ in range(args.rounds):
@@ -275,9 +285,9 @@ def main() -> None:
                 with_pages += calls
                 time.sleep(2)  # the last changes reach the pages
                 ours.send(("close", None))
-                for kind, (values, missing) in delivery(calls, ours.recv()).items():
-                    known = delays.get(kind, ([], 0))
-                    delays[kind] = (known[0] + values, known[1] + missing)
+                for kind, (changed, webhook, missing) in delivery(calls, ours.recv()).items():
+                    known = delays[kind]
+                    delays[kind] = (known[0] + changed, known[1] + webhook, known[2] + missing)
         finally:
             ours.send(("exit", None))
             holder.join(timeout=30)
@@ -299,11 +309,13 @@ def main() -> None:
                     / percentile([c.client_ms for c in without], 99))
     print(f"p99 with {streams} streams open / with none: server {ratio:.2f}x, client {client_ratio:.2f}x "
           f"(target: within 2x) -> {'met' if max(ratio, client_ratio) <= 2 else 'NOT met'}")
-    print(f"{'event delivery':<34}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'count':>8}{'missed':>8}")
-    for kind, (values, missing) in delays.items():
-        ms = [v * 1000 for v in values] or [float("nan")]
-        print(f"{kind:<34}{percentile(ms, 50):>10.1f}{percentile(ms, 99):>10.1f}{max(ms):>10.1f}{len(values):>8}"
-              f"{missing:>8}")
+    print(f"{'event delivery, ms':<22}{'from the change: p50':>21}{'p99':>8}{'max':>8}"
+          f"{'from the webhook: p50':>23}{'p99':>8}{'count':>8}{'missed':>8}")
+    for kind, (changed, webhook, missing) in delays.items():
+        a = [v * 1000 for v in changed] or [float("nan")]
+        b = [v * 1000 for v in webhook] or [float("nan")]
+        print(f"{kind:<22}{percentile(a, 50):>21.1f}{percentile(a, 99):>8.1f}{max(a):>8.1f}"
+              f"{percentile(b, 50):>23.1f}{percentile(b, 99):>8.1f}{len(webhook):>8}{missing:>8}")
     per_100 = [(after - before) / (streams / 100) / 1024 for before, after in rss]
     print(f"RSS of the web processes: {rss[-1][0] / 1024:.0f} MiB with no pages, {rss[-1][1] / 1024:.0f} MiB with "
           f"{streams} open: {', '.join(f'{v:.2f}' for v in per_100)} MiB per 100 streams (each round); "

@@ -52,19 +52,19 @@ def measure(
 ) -> dict[str, list[tuple[float, float]]]:
     """The app under gunicorn, as `directo run` serves it; alternating rounds of the floor and /voice/incoming."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2", "--threads", "8",
-         "--worker-class", "gthread", "--log-level", "warning", "bench.floor_app:app"],
+        [sys.executable, "-m", "gunicorn", "--config", "python:voice.gunicorn_conf", "--bind", f"127.0.0.1:{args.port}",
+         "--workers", "2", "--log-level", "warning", "bench.floor_app:web"],
         cwd=TOP, env=env,
     )
     base = f"http://127.0.0.1:{args.port}"
     sids = itertools.count()
 
     def floor(_: int) -> tuple[float, float]:
-        server_ms, client_ms, _ = signed_post(base + "/bench/floor", {"CallSid": f"CAF{next(sids):031d}"})
+        server_ms, client_ms, _ = signed_post(base + "/voice/bench/floor", {"CallSid": f"CAF{next(sids):031d}"})
         return server_ms, client_ms
 
     def bound(i: int) -> tuple[float, float]:
-        server_ms, client_ms, _ = signed_post(base + "/bench/bound", {"CallSid": f"CAB{next(sids):031d}",
+        server_ms, client_ms, _ = signed_post(base + "/voice/bench/bound", {"CallSid": f"CAB{next(sids):031d}",
                                                                        "From": f"+3460{i % args.callers:07d}"})
         return server_ms, client_ms
 
