@@ -106,7 +106,7 @@ def test_a_fourth_page_of_one_person_closes_their_oldest_which_says_why(services
     assert len(tabs[0].named("state")) == 1, "the closed tab gets nothing more"
 
 
-def test_who_may_open_which_stream(services, crowd) -> None:
+def test_who_may_open_which_stream(services, live_server, crowd) -> None:
     admin.add_agent(services, "ana", "Ana", ["es"])
     admin.add_agent(services, "sara", "Sara", ["es"], role="supervisor")
     admin.add_agent(services, "gone", "Gone", ["es"])
@@ -120,6 +120,7 @@ def test_who_may_open_which_stream(services, crowd) -> None:
     assert json.loads(refused[0].error) == {"error": "log in first"}
     assert json.loads(refused[3].error) == {"error": "log in again"}
     assert opened(crowd, page_of(services, "sara", role="supervisor", board=True)).named("board")
+    assert requests.post(live_server.url + "/agent/events", timeout=5).status_code == 405
 
 
 def test_a_real_login_opens_the_agent_stream(services, live_server, crowd) -> None:

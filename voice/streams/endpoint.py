@@ -42,6 +42,9 @@ class StreamEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: sse.Send) -> None:
         feed = self.feeds[scope["path"]]
+        if scope["method"] != "GET":
+            await sse.refuse(send, 405, "live updates are read with GET")
+            return
         try:
             person = await asyncio.get_running_loop().run_in_executor(self.executor, self._person, feed, scope)
         except HTTPException as refused:
