@@ -149,12 +149,22 @@ def hold_pages(base: str, commands: Any) -> None:
             crowd = Crowd(base)
             pages = crowd.open(Page(person, board, cookie) for person, board, cookie in payload)
             crowd.wait_open(pages, timeout=180)
-            commands.send([(p.status, p.error[:200]) for p in pages])
+            retried = 0
+            for attempt in range(3):  # as the page does: a refused stream (503) is tried again a moment later
+                refused = [p for p in pages if p.status == 503]
+                if not refused:
+                    break
+                retried += len(refused)
+                time.sleep(2**attempt)
+                again = crowd.open(Page(p.person, p.board, p.cookie) for p in refused)
+                crowd.wait_open(again, timeout=180)
+                pages = [p for p in pages if p.status != 503] + again
+            commands.send(([(p.status, p.error[:200]) for p in pages], retried))
         elif command == "close":
             assert crowd is not None
             frames = [(p.person, p.board, [(f.event, f.data, f.event_id, f.at) for f in p.frames], p.ended,
                        p.heartbeats)
-                      for p in crowd.pages]
+                      for p in crowd.pages if p.status == 200]
             crowd.close()
             crowd = None
             commands.send(frames)
@@ -268,6 +278,7 @@ def main() -> None:
             delays: Delays = {kind: ([], [], 0) for kind in KINDS}
             rss: list[tuple[int, int]] = []
             opened_in: list[float] = []
+            retries: list[int] = []
             for _ in range(args.rounds):
                 before += steady_calls(old, args.rate, args.seconds, sids, args.talk)
                 without += steady_calls(base, args.rate, args.seconds, sids, args.talk)
@@ -275,7 +286,8 @@ def main() -> None:
                 idle = rss_kib(workers)
                 started = time.perf_counter()
                 ours.send(("open", people))
-                answers = ours.recv()
+                answers, retried = ours.recv()
+                retries.append(retried)
                 opened_in.append(time.perf_counter() - started)
                 refused = [a for a in answers if a[0] != 200]
                 assert not refused, f"{len(refused)} pages refused, e.g. {refused[:3]}"
@@ -319,7 +331,8 @@ def main() -> None:
     per_100 = [(after - before) / (streams / 100) / 1024 for before, after in rss]
     print(f"RSS of the web processes: {rss[-1][0] / 1024:.0f} MiB with no pages, {rss[-1][1] / 1024:.0f} MiB with "
           f"{streams} open: {', '.join(f'{v:.2f}' for v in per_100)} MiB per 100 streams (each round); "
-          f"{streams} pages opened in {', '.join(f'{s:.1f}' for s in opened_in)} s")
+          f"{streams} pages opened in {', '.join(f'{s:.1f}' for s in opened_in)} s (refused for a moment and "
+          f"opened again, as a page does: {', '.join(str(n) for n in retries)})")
 
 
 if __name__ == "__main__":

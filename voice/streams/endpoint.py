@@ -56,11 +56,13 @@ class StreamEndpoint:
             return
         self.hub.start()
         if not await self.hub.ready(READY_SECONDS):
+            logger.warning("live page for %s refused: not subscribed to Redis", person)
             await sse.refuse(send, 503, "live updates are unavailable for a moment (Redis)")
             return
         try:
             seat = await self.hub.seats.take(person)
-        except (RedisError, OSError):
+        except (RedisError, OSError) as error:
+            logger.warning("could not open a live page for %s: %s", person, error)
             await sse.refuse(send, 503, "live updates are unavailable for a moment (Redis)")
             return
         lifetime = float(self.flask.config.get("STREAM_SECONDS", LIFETIME_SECONDS))

@@ -35,8 +35,8 @@ HEARTBEAT_SECONDS = 15.0
 LIFETIME_SECONDS = 300.0
 # How long the browser waits before its own reconnect if a connection drops (the page backs off on top of it).
 RETRY_MS = 2000
-SNAPSHOT_SECONDS = 5.0
-FIGURES_SECONDS = 15.0
+SNAPSHOT_SECONDS = 10.0
+FIGURES_SECONDS = 30.0
 # Frames waiting for one slow page; past this it is told to reconnect, and resumes from its log.
 QUEUE_FRAMES = 256
 # The hub's clock: boards' gathered changes go out this often.
@@ -117,6 +117,8 @@ def event_order(event_id: str) -> tuple[int, int]:
 
 
 class Hub:
+    """A web process's open pages by person, the one subscription that feeds them, and the clock that keeps them."""
+
     def __init__(self, svc: Services, executor: Executor, board: BoardSource, prefix: str = PREFIX) -> None:
         self.svc = svc
         self.executor = executor
