@@ -122,6 +122,15 @@ def web_processes(run_pid: int) -> list[int]:
     return children(master)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -279,10 +288,13 @@ def main() -> None:
             rss: list[tuple[int, int]] = []
             opened_in: list[float] = []
             retries: list[int] = []
+            cpu: dict[str, list[float]] = {"none": [], "pages": []}  # the web processes' cores busy, per round
             for _ in range(args.rounds):
                 before += steady_calls(old, args.rate, args.seconds, sids, args.talk)
-                without += steady_calls(base, args.rate, args.seconds, sids, args.talk)
                 workers = web_processes(run.pid)
+                used = cpu_seconds(workers), time.perf_counter()
+                without += steady_calls(base, args.rate, args.seconds, sids, args.talk)
+                cpu["none"].append((cpu_seconds(workers) - used[0]) / (time.perf_counter() - used[1]))
                 idle = rss_kib(workers)
                 started = time.perf_counter()
                 ours.send(("open", people))
@@ -293,7 +305,9 @@ def main() -> None:
                 assert not refused, f"{len(refused)} pages refused, e.g. {refused[:3]}"
                 time.sleep(2)
                 rss.append((idle, rss_kib(workers)))
+                used = cpu_seconds(workers), time.perf_counter()
                 calls = steady_calls(base, args.rate, args.seconds, sids, args.talk)
+                cpu["pages"].append((cpu_seconds(workers) - used[0]) / (time.perf_counter() - used[1]))
                 with_pages += calls
                 time.sleep(2)  # the last changes reach the pages
                 ours.send(("close", None))
@@ -328,6 +342,8 @@ def main() -> None:
         b = [v * 1000 for v in webhook] or [float("nan")]
         print(f"{kind:<22}{percentile(a, 50):>21.1f}{percentile(a, 99):>8.1f}{max(a):>8.1f}"
               f"{percentile(b, 50):>23.1f}{percentile(b, 99):>8.1f}{len(webhook):>8}{missing:>8}")
+    print(f"CPU of the web processes during the calls (cores busy): {', '.join(f'{c:.2f}' for c in cpu['none'])} "
+          f"with no pages, {', '.join(f'{c:.2f}' for c in cpu['pages'])} with {streams} open")
     per_100 = [(after - before) / (streams / 100) / 1024 for before, after in rss]
     print(f"RSS of the web processes: {rss[-1][0] / 1024:.0f} MiB with no pages, {rss[-1][1] / 1024:.0f} MiB with "
           f"{streams} open: {', '.join(f'{v:.2f}' for v in per_100)} MiB per 100 streams (each round); "
