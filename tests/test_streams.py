@@ -19,7 +19,7 @@ from directo.simulate.pages import SESSION_COOKIE, Crowd, Page, session_cookie
 from routing import agents as admin
 from routing import events
 from voice import auth, streams
-from voice.streams.hub import Out, Stream, event_order
+from voice.streams.stream import Out, Stream, event_order
 
 
 @pytest.fixture

@@ -22,8 +22,9 @@ from directo.core.config import Config
 from voice import create_app
 from voice.auth import active_person
 from voice.streams import AGENT_EVENTS, BOARD_EVENTS
+from voice.streams.boards import BoardSource
 from voice.streams.endpoint import Feed, Receive, StreamEndpoint
-from voice.streams.hub import BoardSource, Hub
+from voice.streams.hub import Hub
 from voice.streams.sse import Send
 from voice.supervisor import board
 

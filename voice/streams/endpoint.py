@@ -16,7 +16,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder
 
 from voice.streams import sse
-from voice.streams.hub import LIFETIME_SECONDS, Hub, Stream
+from voice.streams.hub import LIFETIME_SECONDS, Hub
+from voice.streams.stream import Stream
 
 logger = logging.getLogger(__name__)
 
