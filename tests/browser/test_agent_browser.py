@@ -169,6 +169,8 @@ def test_a_pop_sent_while_the_page_was_reconnecting_is_shown_when_it_is_back(
     expect(page.locator("#disconnected")).to_be_hidden(timeout=40_000)
     expect(page.locator("#caller-name")).to_have_text("Lucía Pérez")
     expect(page.locator("#status-pill")).to_have_text("Sonando")
+    page.reload()  # a page reloaded in the middle of a call shows that call
+    expect(page.locator("#caller-name")).to_have_text("Lucía Pérez")
 
 
 def test_one_tab_too_many_closes_the_oldest_which_says_so_and_can_take_over(services, live_server, browser_page):
