@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -24,6 +25,9 @@ from directo.core.services import resolve_redis_url
 from routing import agents as agent_admin
 
 WORKER_RETRY_SECONDS = 2
+# What web processes and the worker get to stop in, once asked: then they are killed. The web processes end their
+# live pages at once and give requests in progress 4 s (voice/gunicorn_conf.py).
+STOP_SECONDS = 4.5
 
 
 @click.command()
@@ -52,12 +56,13 @@ def run(host: str, port: int, web_workers: int) -> None:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     # The web processes' settings (voice/gunicorn_conf.py, shared with the Procfile): webhooks, pages and live
     # pages each on capacity of their own, live pages told to end the moment the server stops.
+    # Each in a process group of its own, so that one that does not stop when asked goes with all it started.
     web = subprocess.Popen(
         [gunicorn, "--config", "python:voice.gunicorn_conf", "--bind", f"{host}:{port}", "--workers",
          str(web_workers), "--access-logfile", "-"],
-        env=env,
+        env=env, start_new_session=True,
     )
-    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env, start_new_session=True)
     public = config.public_base_url or f"http://{host}:{port}"
     click.echo(
         f"Directo is up.\n"
@@ -94,11 +99,23 @@ def run(host: str, port: int, web_workers: int) -> None:
         pass
     finally:
         stop()
-        for process in (web, worker):
-            process.wait(timeout=30)
+        _reap({"the web processes": web, "the worker": worker}, time.monotonic() + STOP_SECONDS)
         if private is not None:
             private.stop()
     sys.exit(web.returncode or worker.returncode or 0)
+
+
+def _reap(processes: dict[str, subprocess.Popen], deadline: float) -> None:
+    """Wait for processes asked to stop; one still running at `deadline` is killed with its process group (a
+    worker that missed its signal while starting over, say): a job cut short is picked up again by the sweep."""
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            click.echo(f"{name} did not stop in time; killing them.", err=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @click.command()
