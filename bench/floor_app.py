@@ -1,4 +1,5 @@
-"""The production app plus two reference endpoints the webhooks are measured against.
+"""The production app plus two reference endpoints the webhooks are measured against, served as `directo run`
+serves it (`web`: voice.web, the reference endpoints under /voice/ so they run on the webhooks' threads too).
 
 - the floor: a trivial signed TwiML endpoint (signature check plus `<Hangup/>`);
 - the bound: the least any routed call can cost: the floor plus one Redis script (the routing snapshot, the
@@ -19,16 +20,18 @@ from routing.presence import presence as live_presence
 from voice import create_app
 from voice.auth import csrf
 from voice.signature import twilio_signed
+from voice.web import WebApp
 from voice.webhooks import external_url
 
 app = create_app()
+web = WebApp(app)
 
 
 def _xml(response: VoiceResponse) -> Response:
     return Response(str(response), mimetype="text/xml")
 
 
-@app.post("/bench/floor")
+@app.post("/voice/bench/floor")
 @csrf.exempt  # like the real webhooks: Twilio authenticates with its signature, not a CSRF token
 @twilio_signed
 def floor() -> Response:
@@ -37,7 +40,7 @@ def floor() -> Response:
     return _xml(response)
 
 
-@app.post("/bench/bound")
+@app.post("/voice/bench/bound")
 @csrf.exempt
 @twilio_signed
 def bound() -> Response:

@@ -57,11 +57,12 @@ def wait_until_up(base: str, timeout: float = 30) -> None:
 
 
 @contextmanager
-def gunicorn(app: str, port: int, env: dict[str, str], threads: int) -> Iterator[str]:
-    """`app` served as `directo run` serves the real one (gunicorn, 2 gthread workers): its URL once it answers."""
+def gunicorn(app: str, port: int, env: dict[str, str]) -> Iterator[str]:
+    """`app` served as `directo run` serves the real one (gunicorn with voice/gunicorn_conf.py, 2 workers): its URL
+    once it answers."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", str(threads),
-         "--worker-class", "gthread", "--log-level", "warning", app], cwd=TOP, env=env)
+        [sys.executable, "-m", "gunicorn", "--config", "python:voice.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--log-level", "warning", app], cwd=TOP, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base)

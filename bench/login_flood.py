@@ -79,7 +79,7 @@ def flood(base: str, stop: threading.Event, outcomes: Counter, lock: threading.L
 
 def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
     sids = itertools.count()
-    with gunicorn("voice:create_app()", args.port, env, threads=32) as base:
+    with gunicorn("voice.web:create_web_app()", args.port, env) as base:
 
         def calls(count: int) -> list[tuple[float, float] | None]:
             with ThreadPoolExecutor(max_workers=2) as pool:

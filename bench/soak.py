@@ -53,8 +53,8 @@ def main() -> None:
     svc.db.migrate()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2", "--threads", "8",
-         "--worker-class", "gthread", "--log-level", "warning", "voice:create_app()"], cwd=TOP, env=env, **quiet)
+        [sys.executable, "-m", "gunicorn", "--config", "python:voice.gunicorn_conf", "--bind", f"127.0.0.1:{args.port}",
+         "--workers", "2", "--log-level", "warning"], cwd=TOP, env=env, **quiet)
     worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], cwd=TOP, env=env, **quiet)
     calls = max(1, int(args.rate * args.minutes * 60))
     options = Options(base_url=base, calls=calls, agents=args.agents, concurrency=args.concurrency,

@@ -54,11 +54,11 @@ def measure(
     sids = itertools.count()
 
     def floor(_: int) -> tuple[float, float]:
-        server_ms, client_ms, _ = signed_post(base + "/bench/floor", {"CallSid": f"CAF{next(sids):031d}"})
+        server_ms, client_ms, _ = signed_post(base + "/voice/bench/floor", {"CallSid": f"CAF{next(sids):031d}"})
         return server_ms, client_ms
 
     def bound(i: int) -> tuple[float, float]:
-        server_ms, client_ms, _ = signed_post(base + "/bench/bound", {"CallSid": f"CAB{next(sids):031d}",
+        server_ms, client_ms, _ = signed_post(base + "/voice/bench/bound", {"CallSid": f"CAB{next(sids):031d}",
                                                                        "From": f"+3460{i % args.callers:07d}"})
         return server_ms, client_ms
 
@@ -73,7 +73,7 @@ def measure(
                                  "CallStatus": CallStatus.IN_PROGRESS})
         return server_ms, client_ms
 
-    with gunicorn("bench.floor_app:app", args.port, env, threads=8) as base:
+    with gunicorn("bench.floor_app:web", args.port, env) as base:
         steps = {"floor": floor, "bound": bound, "incoming": incoming}
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
         busy = dict.fromkeys(steps, 0.0)  # wall time spent on each endpoint's rounds, for throughput

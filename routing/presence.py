@@ -3,6 +3,10 @@
 Keys (under a prefix): `agent:<identity>` hash (status, since, call, languages, name, until),
 `idle:<language>` sorted sets of available agents scored by idle-since, `wrapup` scored by wrap-up end,
 `agents`, the set of known identities, and `loaded`, the replication id of the master presence was loaded on.
+
+Every change of an agent's state is published on their event channel (`routing.events.agent_channel`) by the
+script that makes it, stamped `v` with Redis's clock in ms, so pages and boards are pushed each change as it
+happens and can tell a stale one (read before, delivered after) from the newest.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
 def _lua(script: str) -> str:
     """Scripts name states through the shared vocabulary, like every other module."""
     return Template(script).substitute(AVAILABLE=AgentStatus.AVAILABLE, RESERVED=AgentStatus.RESERVED,
-                                       WRAPUP=AgentStatus.WRAPUP)
+                                       WRAPUP=AgentStatus.WRAPUP, OFFLINE=AgentStatus.OFFLINE)
 
 
 # A master that is not the one presence was loaded on (a replica promoted by a failover, which may lack the last
@@ -57,8 +61,20 @@ local replication = redis.call('INFO', 'replication')
 redis.call('SET', ARGV[1]..'loaded', string.match(replication, 'master_replid:(%w+)'))
 """
 
+# Stamps the agent's state with Redis's clock (ms) and publishes it on their channel, as routing.events names it.
+_PUBLISH_STATE = """
+local function publish_state(p, id)
+  local key = p..'agent:'..id
+  local clock = redis.call('TIME')
+  redis.call('HSET', key, 'v', string.format('%d', clock[1] * 1000 + math.floor(clock[2] / 1000)))
+  local s = redis.call('HMGET', key, 'status', 'call', 'since', 'until', 'v')
+  redis.call('PUBLISH', p..'events:agent:'..id, cjson.encode({state = {
+    status = s[1] or '$OFFLINE', call = s[2] or '', since = s[3] or '0', ['until'] = s[4] or '0', v = s[5]}}))
+end
+"""
+
 # Wrap-ups that have ended are promoted lazily here, so no timer is needed for an agent to become free.
-_PROMOTE = """
+_PROMOTE = _PUBLISH_STATE + """
 local p = ARGV[1]
 local due = redis.call('ZRANGEBYSCORE', p..'$WRAPUP', '-inf', ARGV[2])
 for _, id in ipairs(due) do
@@ -69,6 +85,7 @@ for _, id in ipairs(due) do
     redis.call('ZADD', p..'idle:'..lang, ends, id)
   end
   redis.call('ZREM', p..'$WRAPUP', id)
+  publish_state(p, id)
 end
 """
 
@@ -82,7 +99,7 @@ local idle = redis.call('ZRANGE', p..'idle:'..ARGV[3], 0, tonumber(ARGV[5]) - 1,
 return {prev, idle, due}
 """
 
-_RESERVE = """
+_RESERVE = _PUBLISH_STATE + """
 local p = ARGV[1]
 for i = 4, #ARGV do
   local id = ARGV[i]
@@ -92,6 +109,7 @@ for i = 4, #ARGV do
       redis.call('ZREM', p..'idle:'..lang, id)
     end
     redis.call('HSET', key, 'status', '$RESERVED', 'call', ARGV[2], 'reserved_at', ARGV[3])
+    publish_state(p, id)
     local facts = redis.call('HMGET', key, 'agent_id', 'name', 'phone')
     return {id, facts[1] or '', facts[2] or '', facts[3] or ''}
   end
@@ -100,7 +118,7 @@ return false
 """
 
 # ARGV: prefix, identity, expected call ('*' = any), status, call, since ('' = keep), until.
-_TRANSITION = """
+_TRANSITION = _PUBLISH_STATE + """
 local p, id = ARGV[1], ARGV[2]
 local key = p..'agent:'..id
 if redis.call('EXISTS', key) == 0 then return 0 end
@@ -117,8 +135,14 @@ elseif ARGV[4] == '$WRAPUP' then
   redis.call('HSET', key, 'until', ARGV[7])
   redis.call('ZADD', p..'$WRAPUP', ARGV[7], id)
 end
+publish_state(p, id)
 return 1
 """
+
+
+def agent_key(identity: str, prefix: str = "directo:") -> str:
+    """The agent's presence hash (status, since, call, until, v, and the facts a call needs)."""
+    return f"{prefix}agent:{identity}"
 
 
 @dataclass(frozen=True)
@@ -143,7 +167,7 @@ class Presence:
         self._transition = redis.register_script(_lua(_TRANSITION))
 
     def _key(self, identity: str) -> str:
-        return f"{self.prefix}agent:{identity}"
+        return agent_key(identity, self.prefix)
 
     def register(self, agent: Agent) -> None:
         """Make an agent known to the router (offline until they say otherwise), keeping any live state.
@@ -244,15 +268,20 @@ class Presence:
     def state(self, identity: str) -> dict[str, str]:
         return {_text(k): _text(v) for k, v in self.redis.hgetall(self._key(identity)).items()}
 
-    def states(self) -> dict[str, dict[str, str]]:
+    def states(self, fields: tuple[str, ...] = ()) -> dict[str, dict[str, str]]:
+        """Every known agent's state; only `fields` of it when given (the live board reads a thousand, often)."""
         identities = sorted(_text(i) for i in self.redis.smembers(f"{self.prefix}agents"))
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=False)
         for identity in identities:
-            pipe.hgetall(self._key(identity))
-        return {
-            identity: {_text(k): _text(v) for k, v in raw.items()}
-            for identity, raw in zip(identities, pipe.execute(), strict=True)
-        }
+            if fields:
+                pipe.hmget(self._key(identity), fields)
+            else:
+                pipe.hgetall(self._key(identity))
+        rows = zip(identities, pipe.execute(), strict=True)
+        if fields:
+            return {identity: {name: _text(value) for name, value in zip(fields, row, strict=True) if value is not None}
+                    for identity, row in rows}
+        return {identity: {_text(k): _text(v) for k, v in raw.items()} for identity, raw in rows}
 
 
 def _text(value: Any) -> str:

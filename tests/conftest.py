@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -17,13 +18,13 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
+import uvicorn
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import settings
 from rq import Worker
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
 from directo.core.config import Config
 from directo.core.db import Database
@@ -31,6 +32,7 @@ from directo.core.embedded_redis import EmbeddedRedis
 from directo.core.models import Base
 from directo.core.services import SENTINEL_SCHEME, parse_redis_url, redis_client
 from voice import create_app
+from voice.web import WebApp
 
 # Fuzzing (hypothesis): a fixed, repeatable set of cases in CI; `--hypothesis-profile=long` for a long local run.
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=40,
@@ -251,21 +253,37 @@ def twilio(client: FlaskClient) -> TwilioWebhooks:
     return TwilioWebhooks(client)
 
 
-class LiveServer:
-    """The app on a real threaded HTTP server, for tests that need real concurrent connections."""
+def listening_socket() -> socket.socket:
+    """A port of our own, known before the app is built (its URL goes into the app's configuration)."""
+    bound = socket.socket()
+    bound.bind(("127.0.0.1", 0))
+    return bound
 
-    def __init__(self, app: Flask) -> None:
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+class LiveServer:
+    """The app on a real port as a web process serves it (voice.web under uvicorn: webhooks, pages and the live
+    pages' streams), for tests that need real concurrent connections."""
+
+    def __init__(self, app: Flask, bound: socket.socket | None = None) -> None:
+        self.web = WebApp(app)
+        self.socket = bound or listening_socket()
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(self.web, lifespan="on", log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the live server did not start"
+            time.sleep(0.02)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=5)
+        self.web.stop_streams()  # as the web worker does on a signal
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
 
 
 @pytest.fixture
@@ -326,23 +344,18 @@ def callcenter(config: Config, clean: None) -> Iterator[CallCenter]:
     from directo.core.jobs import use_services
     from standin import StandIn
 
-    holder: dict[str, Flask] = {}
-    server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
+    bound = listening_socket()
+    url = f"http://127.0.0.1:{bound.getsockname()[1]}"
     with StandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, time_scale=0.01, seed=7) as standin:
         app = create_app(replace(config, public_base_url=url, twilio_api_base_url=standin.base_url,
                                  twilio_caller_id=CALLER_ID))
-        holder["app"] = app
         services = app.extensions["directo"]
         use_services(services)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
         try:
-            yield CallCenter(app, services, url, standin)
+            with LiveServer(app, bound):
+                yield CallCenter(app, services, url, standin)
         finally:
             use_services(None)
-            server.shutdown()
-            thread.join(timeout=5)
             services.close()
 
 

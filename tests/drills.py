@@ -39,7 +39,9 @@ LOSSES = ("call not recorded", "caller left without a person", "callback lost", 
           "complaint refused", "webhook failed", "invalid TwiML")
 
 
-# Each request in gunicorn's access log: path, status and seconds taken, for the webhook figures.
+# Each request in gunicorn's access log: path, status and seconds taken, for the webhook figures. The drills serve
+# the Flask app under gunicorn's gthread workers, whose access log times each request (uvicorn's, which `directo
+# run` uses, does not): what they break and check (the database, Redis, the worker, the disk) is below the server.
 ACCESS_FORMAT = "%(U)s %(s)s %(L)s"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import time
 from datetime import timedelta
@@ -19,7 +18,7 @@ from directo.cli import main
 from directo.core.models import Agent, Call, Callback, Complaint, Customer, Recording, utcnow
 from directo.core.states import ComplaintState
 from routing import agents as admin
-from routing import events, roster
+from routing import roster
 from routing.presence import presence
 from voice import create_app
 from voice.agent_text import TEXT
@@ -156,8 +155,10 @@ def test_status_change_during_a_call_is_refused_with_the_reason(services, page, 
     twilio.incoming("CA01", from_=CALLER)
     refused = page.post("/agent/status", {"status": "away"})
     assert refused.status_code == 409 and "on call CA01" in refused.json["error"]
-    assert page.get("/agent/state").json | {"server_time": 0} == {"status": "reserved", "call": "CA01", "until": None,
-                                                                 "server_time": 0}
+    state = page.get("/agent/state").json
+    assert state | {"server_time": 0, "v": 0} == {"status": "reserved", "call": "CA01", "until": None,
+                                                  "server_time": 0, "v": 0}
+    assert state["v"] == int(presence(services).state("ana")["v"]), "the version of the state, to order pushes by"
 
 
 def test_wrapup_countdown_and_ready_ends_it(services, page, twilio) -> None:
@@ -315,37 +316,3 @@ def test_callback_context_plays_the_recorded_reason_with_range_requests(services
     assert other.get(url).status_code == 403
     assert other.get(f"/agent/callbacks/{callback_id}/context").status_code == 403
     assert page.get("/agent/recordings/999").status_code == 404
-
-
-# --- the event stream -----------------------------------------------------------------------------------
-
-
-def _frames(chunks) -> list[tuple[str, str]]:
-    frames = []
-    for chunk in chunks:
-        text = chunk.decode() if isinstance(chunk, bytes) else chunk
-        lines = dict(line.split(": ", 1) for line in text.strip().splitlines() if not line.startswith(":"))
-        if "data" in lines:
-            frames.append((lines.get("event", "message"), lines["data"]))
-    return frames
-
-
-def test_event_stream_pushes_screen_pops_and_presence_then_ends_for_reconnect(services, page, app) -> None:
-    agent_with_password(services, "ana", status="available")
-    agent_with_password(services, "bob", status="available")
-    page.login("ana")
-    app.config["AGENT_EVENTS_SECONDS"] = 1.5
-    started = time.monotonic()
-    response = page.get("/agent/events", buffered=False)
-    assert response.mimetype == "text/event-stream"
-    chunks = iter(response.response)
-    assert next(chunks).startswith(b"retry: ")  # subscribed by now
-    events.publish(services.redis, "bob", "call-reserved", {"call_sid": "CA-not-yours"})
-    events.publish(services.redis, "ana", "call-reserved", {"call_sid": "CA01", "callerName": "Lucía"})
-    frames = _frames(chunks)
-    response.close()
-    assert 1.5 <= time.monotonic() - started < 5
-    assert frames[0][0] == "state" and json.loads(frames[0][1])["status"] == "available"
-    messages = [json.loads(data) for kind, data in frames if kind == "message"]
-    assert messages == [{"type": "call-reserved", "agent": "ana", "call_sid": "CA01", "callerName": "Lucía"}]
-    assert frames[-1] == ("reconnect", "{}")

@@ -90,8 +90,8 @@ class Host:
         data = logs / name
         data.mkdir()
         env = dict(env, DIRECTO_DATA_DIR=str(data))
-        web = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "32",
-               "--worker-class", "gthread", "--log-level", "warning", "voice:create_app()"]
+        web = [sys.executable, "-m", "gunicorn", "--config", "python:voice.gunicorn_conf", "--bind",
+               f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"]
         worker = [sys.executable, "-m", "directo.cli", "worker"]
         processes = [subprocess.Popen(argv, cwd=TOP, env=env, start_new_session=True, stderr=subprocess.STDOUT,
                                       stdout=(logs / f"{name}-{kind}.log").open("ab"))

@@ -19,7 +19,7 @@ def test_the_import_contracts_hold() -> None:
 
 def test_the_server_and_the_worker_load_neither_the_stand_in_nor_the_simulator() -> None:
     probe = (
-        "import sys, voice, directo.cli\n"
+        "import sys, voice, voice.web, voice.web_worker, directo.cli\n"
         "voice.create_app\n"
         "from directo.cli import main\n"
         "main.get_command(None, 'worker')\n"

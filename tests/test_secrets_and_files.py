@@ -89,7 +89,8 @@ def test_directo_run_shows_no_password_and_no_media_token_and_keeps_its_files_pr
         else:  # PostgreSQL here lets the local user in whatever the password: enough to see it never printed
             env["DATABASE_URL"] = _with_password(fresh)
         output = tmp_path / "run.log"
-        with directo_run(env, output, "--threads", "4") as base:
+        with directo_run(env, output) as run:
+            base = run.base
             expires = int(time.time()) + 600
             secret = token("whatever", 1, expires)
             assert requests.get(f"{base}/media/recordings/1/{expires}/{secret}", timeout=5).status_code == 404

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,7 +75,6 @@ def test_only_logged_in_supervisors_reach_any_console_page(console, services, su
     posts = [r.rule.replace("<int:callback_id>", "1").replace("<identity>", "ana")
              for r in console.url_map.iter_rules() if r.endpoint.startswith("supervisor.") and "POST" in r.methods]
     assert len(gets) >= 10 and len(posts) >= 6
-    console.config["SUPERVISOR_EVENTS_SECONDS"] = 0.1
     anonymous = console.test_client()
     agent_with_password(services, "ana")
     agent = AgentPage(console.test_client())
@@ -313,20 +311,3 @@ def test_board_snapshot_shows_who_is_on_a_call_with_whom_and_todays_figures(serv
     assert figures["calls"] == 4, "the ringing call is not counted until it ends one way or another"
     assert figures["answered_fast"] == {"count": 3, "of": 4, "percent": 75}
     assert figures["previous_agent"] == {"count": 1, "of": 1, "percent": 100}
-
-
-def test_board_events_push_a_new_snapshot_when_a_call_arrives(console, services, live_server) -> None:
-    agent_with_password(services, "sara", role="supervisor")
-    agent_with_password(services, "bea", status="available")
-    http = requests.Session()
-    login = http.get(live_server.url + "/agent/login").text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
-    http.post(live_server.url + "/agent/login", data={"identity": "sara", "password": PASSWORD, "csrf_token": token})
-    console.config["SUPERVISOR_EVENTS_SECONDS"] = 10
-    with http.get(live_server.url + "/supervisor/board/events", stream=True, timeout=15) as stream:
-        boards = (json.loads(line[6:]) for line in stream.iter_lines(decode_unicode=True)
-                  if line.startswith("data: {\""))
-        assert next(boards)["agents"][0]["status"] == "available"
-        incoming_over_http(live_server.url, "CA09", PEDRO)
-        pushed = next(boards)
-    assert pushed["agents"][0]["status"] == "reserved" and pushed["agents"][0]["with"] == PEDRO

@@ -204,9 +204,9 @@ def test_a_200_mb_body_is_refused_unread_by_a_real_web_worker(config, clean, tmp
     413 before the body is read, and the worker's memory does not move."""
     port = free_port()
     env = worker_env(config)
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                               "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
-                               "voice:create_app()"], env=env, cwd=Path(__file__).resolve().parents[1])
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:voice.gunicorn_conf", "--bind",
+                               f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"],
+                              env=env, cwd=Path(__file__).resolve().parents[1])
     try:
         deadline = time.monotonic() + 60
         while True:

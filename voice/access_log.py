@@ -1,20 +1,25 @@
-"""gunicorn's access log without secrets: a media link's token is as good as the recording to whoever reads it."""
+"""The access log without secrets: a media link's token is as good as the recording to whoever reads the log."""
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import Any
-
-from gunicorn.glogging import Logger
 
 # /media/recordings/<id>/<expires>/<token>: the log keeps which recording was fetched, and until when.
 MEDIA_TOKEN = re.compile(r"(/media/recordings/\d+/\d+/)[^/?#\s\"]+")
 
 
-class RedactingLogger(Logger):
-    """Every value the access log format can name (request line, path, raw URI, headers) is redacted."""
+def redact(text: str) -> str:
+    return MEDIA_TOKEN.sub(r"\1[redacted]", text)
 
-    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
-        atoms = super().atoms(resp, req, environ, request_time)
-        return {key: MEDIA_TOKEN.sub(r"\1[redacted]", value) if isinstance(value, str) else value
-                for key, value in atoms.items()}
+
+class RedactMediaTokens(logging.Filter):
+    """On the web process's access log (uvicorn's, written through gunicorn's handlers): every line, and every
+    value it is built from (the request's path among them), has its media tokens redacted before it is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(value) if isinstance(value, str) else value for value in record.args)
+        return True

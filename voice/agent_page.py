@@ -37,6 +37,7 @@ from routing.presence import presence
 from voice import agent_context, agent_events, throttle
 from voice.agent_text import TEXT, choose_language
 from voice.auth import current_agent, is_supervisor, log_in, log_out, login_required
+from voice.streams import AGENT_EVENTS
 
 bp = Blueprint("agent", __name__, url_prefix="/agent", template_folder="templates",
                static_folder="static/agent", static_url_path="/static")
@@ -120,13 +121,13 @@ def page() -> Any:
         return redirect(url_for("agent.login"))
     language = _language(agent)
     return render_template("agent/page.html", t=TEXT[language], language=language, agent=agent,
-                           other="en" if language == "es" else "es")
+                           other="en" if language == "es" else "es", events=request.script_root + AGENT_EVENTS)
 
 
 @bp.get("/state")
 @login_required
 def state() -> dict[str, Any]:
-    return {**agent_events.live_state(presence(services()), _me().identity), "server_time": time.time()}
+    return agent_events.live_state(presence(services()), _me().identity)
 
 
 @bp.post("/status")
@@ -140,7 +141,7 @@ def status() -> Any:
         agents.set_status(services(), identity, wanted)
     except Refused as refused:
         abort(409, str(refused))
-    return {**agent_events.live_state(presence(services()), identity), "server_time": time.time()}
+    return agent_events.live_state(presence(services()), identity)
 
 
 @bp.get("/token")
@@ -158,16 +159,6 @@ def token() -> Any:
                          identity=identity, ttl=TOKEN_TTL_SECONDS)
     access.add_grant(VoiceGrant(outgoing_application_sid=config.twilio_twiml_app_sid, incoming_allow=True))
     return {"token": access.to_jwt(), "identity": identity, "ttl": TOKEN_TTL_SECONDS}
-
-
-@bp.get("/events")
-@login_required
-def events() -> Response:
-    svc = services()
-    lifetime = current_app.config.get("AGENT_EVENTS_SECONDS", agent_events.LIFETIME_SECONDS)
-    body = agent_events.stream(svc.redis, presence(svc), _me().identity, lifetime)
-    return Response(body, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @bp.get("/calls/<call_sid>/context")

@@ -94,3 +94,14 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return checked
+
+
+def active_person(*, supervisor: bool) -> str:
+    """Who opens a live stream, checked as every page checks it (the record read, no write lock taken, so a thousand
+    pages reconnecting never queue for SQLite's write lock, which the webhooks need)."""
+    agent = current_agent()
+    if agent is None:
+        abort(401, "log in first")
+    if supervisor and agent.role != Role.SUPERVISOR:
+        abort(403, "supervisors only")
+    return agent.identity

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -26,17 +27,17 @@ from directo.core.services import resolve_redis_url
 from routing import agents
 
 WORKER_RETRY_SECONDS = 2
-# gunicorn loads it by name: the access log never shows a media link's token.
-ACCESS_LOG = "voice.access_log.RedactingLogger"
+# What web processes and the worker get to stop in, once asked: then they are killed. The web processes end their
+# live pages at once and give requests in progress 4 s (voice/gunicorn_conf.py).
+STOP_SECONDS = 4.5
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--web-workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
-@click.option("--threads", default=64, show_default=True, type=int,
-              help="Threads per web worker; each open agent page holds one.")
-def run(host: str, port: int, web_workers: int, threads: int) -> None:
+@click.option("--web-workers", default=2, show_default=True, type=int,
+              help="Web processes (gunicorn workers); each serves webhooks, pages and ~1,000 open live pages.")
+def run(host: str, port: int, web_workers: int) -> None:
     """Run the web app (gunicorn) and an RQ worker, with a private Redis when REDIS_URL is not set."""
     config = Config.from_env()
     if not config.public_base_url and reachable_from_elsewhere(host):
@@ -61,12 +62,15 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
     with services() as svc:
         agents.restore_presence(svc)
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    # The web processes' settings (voice/gunicorn_conf.py, shared with the Procfile): webhooks, pages and live
+    # pages each on capacity of their own, live pages told to end the moment the server stops.
+    # Each in a process group of its own, so that one that does not stop when asked goes with all it started.
     web = subprocess.Popen(
-        [gunicorn, "--bind", f"{host}:{port}", "--workers", str(web_workers), "--threads", str(threads),
-         "--worker-class", "gthread", "--access-logfile", "-", "--logger-class", ACCESS_LOG, "voice:create_app()"],
-        env=env,
+        [gunicorn, "--config", "python:voice.gunicorn_conf", "--bind", f"{host}:{port}", "--workers",
+         str(web_workers), "--access-logfile", "-"],
+        env=env, start_new_session=True,
     )
-    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "directo.cli", "worker"], env=env, start_new_session=True)
     public = config.public_base_url or f"http://{host}:{port}"
     click.echo(
         f"Directo is up.\n"
@@ -103,8 +107,7 @@ def run(host: str, port: int, web_workers: int, threads: int) -> None:
         pass
     finally:
         stop()
-        for process in (web, worker):
-            process.wait(timeout=30)
+        _reap({"the web processes": web, "the worker": worker}, time.monotonic() + STOP_SECONDS)
         if private is not None:
             private.stop()
     sys.exit(web.returncode or worker.returncode or 0)
@@ -118,6 +121,19 @@ def reachable_from_elsewhere(host: str) -> bool:
         return not ipaddress.ip_address(host).is_loopback
     except ValueError:
         return True
+
+
+def _reap(processes: dict[str, subprocess.Popen], deadline: float) -> None:
+    """Wait for processes asked to stop; one still running at `deadline` is killed with its process group (a
+    worker that missed its signal while starting over, say): a job cut short is picked up again by the sweep."""
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            click.echo(f"{name} did not stop in time; killing them.", err=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @click.command()

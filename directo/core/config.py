@@ -107,6 +107,8 @@ class Config:
     # Failed logins allowed before the agent page answers 429 (limits' notation, e.g. "5 per 5 minutes").
     login_failures_per_identity: str = "5 per 5 minutes"
     login_failures_per_address: str = "30 per 5 minutes"
+    # Live pages (agent page, board) one person may have open at once; opening one more closes their oldest.
+    streams_per_person: int = 3
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -150,6 +152,7 @@ class Config:
             session_idle_hours=float(env.get("SESSION_IDLE_HOURS", cls.session_idle_hours)),
             login_failures_per_identity=env.get("LOGIN_FAILURES_PER_IDENTITY", cls.login_failures_per_identity),
             login_failures_per_address=env.get("LOGIN_FAILURES_PER_ADDRESS", cls.login_failures_per_address),
+            streams_per_person=int(env.get("STREAMS_PER_PERSON", cls.streams_per_person)),
         )
         if config.recording_format not in RECORDING_FORMATS:
             raise ValueError(f"RECORDING_FORMAT={config.recording_format!r}: use {' or '.join(RECORDING_FORMATS)}")
@@ -160,6 +163,8 @@ class Config:
         for name in ("complaint_resolution_days", "complaint_followup_days"):
             if getattr(config, name) < 1:
                 raise ValueError(f"{name.upper()}={getattr(config, name)}: give a whole number of days, 1 or more")
+        if config.streams_per_person < 1:
+            raise ValueError(f"STREAMS_PER_PERSON={config.streams_per_person}: a person needs at least 1 live page")
         return replace(config, **overrides)
 
     @property

@@ -10,6 +10,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis import Redis
+from redis.asyncio import BlockingConnectionPool as AsyncBlockingPool
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ConstantBackoff, NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
@@ -24,6 +27,8 @@ from directo.core.urls import UrlFor, public_urls
 # A Redis outage must cost a caller well under Twilio's 15 s webhook budget before the fallback kicks in.
 REDIS_CONNECT_TIMEOUT = 0.5
 REDIS_SOCKET_TIMEOUT = 2.0
+# An asyncio client's connections: a thousand pages opening at once share these instead of each connecting.
+ASYNC_REDIS_CONNECTIONS = 16
 _REDIS_OPTIONS = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "health_check_interval": 30}
 SENTINEL_SCHEME = "redis+sentinel"
 DEFAULT_SENTINEL_PORT = 26379
@@ -192,6 +197,25 @@ class Services:
         timeout of its own, RQ sets one that outlasts its wait.
         """
         return redis_client(self.redis_url, **_REDIS_OPTIONS)
+
+    def async_redis(self) -> AsyncRedis:
+        """An asyncio client on the same Redis, for the web processes' live pages (one subscription feeds them all).
+
+        Built here like the others, from the same URL and connect timeout; no read timeout of its own, since a
+        subscription waits as long as nothing happens, and health checks find a dead link instead. A few
+        connections, waited for when all are busy: pages opening by the thousand (a deploy, a network blip)
+        queue for them rather than each opening a connection of its own within the connect timeout.
+        """
+        target = parse_redis_url(self.redis_url)
+        if target.sentinel:  # the master, as the sentinels name it now and after a failover
+            asking = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": SENTINEL_TIMEOUT,
+                      "password": target.sentinel_password}
+            return AsyncSentinel(list(target.sentinels), sentinel_kwargs=asking).master_for(
+                target.master, db=target.db, password=target.password, max_connections=ASYNC_REDIS_CONNECTIONS,
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT, health_check_interval=30)
+        pool = AsyncBlockingPool.from_url(target.url, max_connections=ASYNC_REDIS_CONNECTIONS, timeout=10,
+                                          socket_connect_timeout=REDIS_CONNECT_TIMEOUT, health_check_interval=30)
+        return AsyncRedis.from_pool(pool)
 
     def close(self) -> None:
         self.db.dispose()

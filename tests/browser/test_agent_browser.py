@@ -17,6 +17,7 @@ from test_agent_page import CALLER, PASSWORD, agent_with_password, caller_with_h
 from test_incoming import dial_of
 
 from directo.core.models import Call
+from routing import agents as admin
 from routing.presence import presence
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -134,7 +135,7 @@ def test_agent_takes_a_call_with_the_caller_known_flags_a_complaint_and_wraps_up
 def test_lost_event_stream_shows_a_banner_that_clears_on_reconnect(services, live_server, browser_page, app) -> None:
     from playwright.sync_api import expect
 
-    app.config["AGENT_EVENTS_SECONDS"] = 1.0  # streams end every second, so the broken route is hit at once
+    app.config["STREAM_SECONDS"] = 1.0  # streams end every second, so the broken route is hit at once
     agent_with_password(services, "tom", "en", status="available")
     page = browser_page
     log_in(page, live_server.url, "tom")
@@ -147,3 +148,53 @@ def test_lost_event_stream_shows_a_banner_that_clears_on_reconnect(services, liv
     shot(page, "disconnected")
     page.unroute("**/agent/events")
     expect(page.locator("#disconnected")).to_be_hidden()
+
+
+def test_a_pop_sent_while_the_page_was_reconnecting_is_shown_when_it_is_back(
+        services, twilio, live_server, browser_page, app) -> None:
+    from playwright.sync_api import expect
+
+    app.config["STREAM_SECONDS"] = 1.0  # streams end every second, so the broken route is hit at once
+    caller_with_history(services, twilio)  # Lucía, whom Ana helped before
+    agent_with_password(services, "bob", status="available")
+    admin.set_status(services, "ana", "away")
+    page = browser_page
+    log_in(page, live_server.url, "bob")
+    webhooks = TwilioWebhooks(OverHttp(), base=live_server.url)  # type: ignore[arg-type]
+    first = webhooks.incoming("CA10", from_="+34600999888")
+    expect(page.locator("#caller-number")).to_have_text("+34600999888")
+    webhooks.dial_complete(dial_of(first).get("action"), "CA10", "completed", duration=30)
+    page.click("#ready")
+    expect(page.locator("#status-pill")).to_have_text("Disponible")
+
+    page.route("**/agent/events*", lambda route: route.abort())
+    expect(page.locator("#disconnected")).to_be_visible(timeout=15_000)
+    webhooks.incoming("CA11", from_=CALLER)  # Lucía calls while Bob's page cannot hear
+    page.unroute("**/agent/events*")
+    expect(page.locator("#disconnected")).to_be_hidden(timeout=40_000)
+    expect(page.locator("#caller-name")).to_have_text("Lucía Pérez")
+    expect(page.locator("#status-pill")).to_have_text("Sonando")
+    page.reload()  # a page reloaded in the middle of a call shows that call
+    expect(page.locator("#caller-name")).to_have_text("Lucía Pérez")
+
+
+def test_one_tab_too_many_closes_the_oldest_which_says_so_and_can_take_over(services, live_server, browser_page):
+    from playwright.sync_api import expect
+
+    agent_with_password(services, "tom", "en", status="available")
+    first = browser_page
+    log_in(first, live_server.url, "tom")
+    expect(first.locator("#status-pill")).to_have_text("Available")
+    tabs = [first.context.new_page() for _ in range(3)]
+    for tab in tabs:
+        tab.goto(live_server.url + "/agent/")
+        expect(tab.locator("#status-pill")).to_have_text("Available")
+    expect(first.locator("#superseded")).to_be_visible()
+    expect(first.locator("#superseded")).to_contain_text("open in another tab")
+    expect(first.locator("#disconnected")).to_be_hidden()
+    shot(first, "superseded")
+    first.click("#use-here")  # this tab takes over; the oldest of the others steps down
+    expect(first.locator("#superseded")).to_be_hidden()
+    expect(tabs[0].locator("#superseded")).to_be_visible()
+    admin.set_status(services, "tom", "away")
+    expect(first.locator("#status-pill")).to_have_text("Away")

@@ -31,6 +31,7 @@ from routing.complaint_life import Actor
 from routing.directory import normalise_number
 from routing.errors import Refused
 from voice.auth import current_agent, current_identity, is_supervisor
+from voice.streams import BOARD_EVENTS
 from voice.supervisor import board, call_log, charts, complaints_register
 from voice.supervisor.call_log import FilterError, Filters
 
@@ -81,19 +82,13 @@ def index() -> str:
     with svc.db.session() as db:
         attention = register.attention(db)
     return render_template("supervisor/board.html", snapshot=board.snapshot(svc),
-                           charts=charts.today(svc), section="board", attention=attention)
+                           charts=charts.today(svc), section="board", attention=attention,
+                           events=request.script_root + BOARD_EVENTS)
 
 
 @bp.get("/board.json")
 def board_json() -> dict[str, Any]:
     return board.snapshot(services())
-
-
-@bp.get("/board/events")
-def board_events() -> Response:
-    lifetime = current_app.config.get("SUPERVISOR_EVENTS_SECONDS", board.LIFETIME_SECONDS)
-    return Response(stream_with_context(board.stream(services(), lifetime)), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @bp.get("/calls")

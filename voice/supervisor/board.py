@@ -1,37 +1,25 @@
-"""The live board: who is on what right now, who still waits for a callback, and today's figures, pushed as SSE."""
+"""The live board: who is on what right now, who still waits for a callback, and today's figures.
+
+Pushed to open boards by voice.streams: agents' changes as they happen, and this snapshot every few seconds.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from directo.core.models import Call, Callback, Complaint, Customer, utcnow
+from directo.core.models import Agent, Call, Callback, Complaint, Customer, utcnow
 from directo.core.services import Services
-from directo.core.states import INACTIVE, OPEN, UNFINISHED, CallbackState, CallOutcome, Direction, SmsState
-from routing import roster
+from directo.core.states import OPEN, UNFINISHED, AgentStatus, CallbackState, CallOutcome, Direction, SmsState
 from routing.callback_report import flag
-from routing.events import BOARD_CHANNEL
 from routing.presence import presence
-
-logger = logging.getLogger(__name__)
 
 # "Answered by a person within N seconds": the service level the floor is held to.
 ANSWER_TARGET_SECONDS = 20
-# One web thread per open board: bounded streams hand it back, and the browser reconnects at once.
-LIFETIME_SECONDS = 55.0
-# Presence changes that nobody publishes (a wrap-up running out) still reach the board within this.
-SNAPSHOT_SECONDS = 2.0
-HEARTBEAT_SECONDS = 15.0
-RETRY_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -108,57 +96,47 @@ def _on_calls(session: Session, live: dict[str, dict[str, str]]) -> dict[str, st
 
 
 def snapshot(svc: Services) -> dict[str, Any]:
-    """The whole board as JSON: the page renders it first and replaces it with each pushed one."""
+    """The whole board as JSON: the page renders it first, then merges each pushed change and snapshot."""
+    return {**who_is_on_what(svc), "figures": todays_figures(svc)}
+
+
+def who_is_on_what(svc: Services) -> dict[str, Any]:
+    """The agents' rows and the callbacks waiting: what open boards are sent afresh every few seconds.
+
+    Only reads (never SQLite's write lock, which the webhooks need); each agent's row carries `v`, the version of
+    its presence, so a snapshot read before a change that was already pushed does not undo it.
+    """
     now = utcnow()
-    views = roster.list_agents(svc)
-    live = presence(svc).states()
-    with svc.db.session() as session:
+    live_presence = presence(svc)
+    live_presence.promote_due(now.timestamp())  # wrap-ups that ran out show as available, and are pushed so
+    live = live_presence.states(fields=("status", "call", "since", "until", "v"))
+    with svc.db.reading() as connection, Session(bind=connection) as session:
+        people = session.execute(select(Agent.identity, Agent.name, Agent.status, Agent.active)
+                                 .order_by(Agent.identity)).all()
         who = _on_calls(session, live)
-        today = load_today(session, now)
         waiting = session.execute(select(func.count(), func.min(Callback.promised_by))
                                   .where(Callback.state.in_(OPEN))).one()
     agents = []
-    for view in views:
-        if view.status == INACTIVE:
+    for person in people:
+        if not person.active:
             continue
-        state = live.get(view.identity, {})
-        call = view.call
-        agents.append({"identity": view.identity, "name": view.name, "status": view.status, "call": call,
+        state = live.get(person.identity, {})
+        call = state.get("call") or None
+        agents.append({"identity": person.identity, "name": person.name,
+                       "status": state.get("status") or person.status or AgentStatus.OFFLINE, "call": call,
                        "with": who.get(call or ""), "since": float(state.get("since") or 0) or None,
-                       "until": float(state.get("until") or 0) or None})
+                       "until": float(state.get("until") or 0) or None, "v": int(state.get("v") or 0)})
     oldest = waiting[1]
     return {
         "agents": agents,
         "waiting_callbacks": waiting[0],
         "oldest_promise": oldest.isoformat() if oldest else None,
         "oldest_flag": flag(CallbackState.QUEUED, oldest, now) if oldest else None,
-        "figures": figures(today, now),
     }
 
 
-def stream(svc: Services, lifetime: float = LIFETIME_SECONDS) -> Iterator[str]:
-    """Push a fresh snapshot when the router publishes anything, and at least every SNAPSHOT_SECONDS if changed."""
-    pubsub = svc.redis.pubsub(ignore_subscribe_messages=True)
-    try:
-        pubsub.subscribe(BOARD_CHANNEL)
-        yield f"retry: {RETRY_MS}\n\n"
-        started = last_sent = last_look = time.monotonic()
-        shown: dict[str, Any] | None = None
-        while time.monotonic() - started < lifetime:
-            current = snapshot(svc)
-            if current != shown:
-                shown, last_sent = current, time.monotonic()
-                yield f"event: board\ndata: {json.dumps({**current, 'server_time': time.time()})}\n\n"
-            elif time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
-                last_sent = time.monotonic()
-                yield ": heartbeat\n\n"
-            last_look = time.monotonic()
-            # Wait for the router's next event, but no longer than the snapshot period.
-            while time.monotonic() - last_look < SNAPSHOT_SECONDS:
-                if pubsub.get_message(timeout=0.5) is not None:
-                    break
-        yield "event: reconnect\ndata: {}\n\n"
-    except (RedisError, OSError, ValueError):
-        logger.warning("supervisor board stream lost Redis")
-    finally:
-        pubsub.close()
+def todays_figures(svc: Services) -> dict[str, Any]:
+    """Today's figures, from every call of the day: the costliest part, so open boards get it less often."""
+    now = utcnow()
+    with svc.db.reading() as connection, Session(bind=connection) as session:
+        return figures(load_today(session, now), now)

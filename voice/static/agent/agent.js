@@ -35,7 +35,12 @@
 
   // --- presence ---------------------------------------------------------------------------------------
 
+  // Presence versions (Redis's clock when it changed): a state read before a newer one was shown is dropped.
+  let shownVersion = -1;
+
   function showState(next) {
+    if (next.v < shownVersion) return false;
+    shownVersion = next.v;
     state = next;
     if (next.server_time) clockSkew = next.server_time * 1000 - Date.now();
     const pill = $("status-pill");
@@ -45,6 +50,7 @@
       button.setAttribute("aria-pressed", String(button.dataset.setStatus === next.status));
     });
     tick();
+    return true;
   }
 
   function tick() {
@@ -140,40 +146,95 @@
     showContext(await api(data.urls.callbacks + encodeURIComponent(id) + "/context"));
   }
 
+  // The presence value of the call whose details are shown ("CA…" or "callback:<id>"), set before they load.
+  let shownCall = null;
+
   async function onMessage(event) {
     const message = JSON.parse(event.data);
     try {
-      if (message.type === "call-reserved" && message.call_sid) await popCall(message.call_sid);
-      else if (message.type === "callback-reserved" && message.callback_id) await popCallback(message.callback_id);
+      if (message.type === "call-reserved" && message.call_sid) {
+        shownCall = message.call_sid;
+        await popCall(message.call_sid);
+      } else if (message.type === "callback-reserved" && message.callback_id) {
+        shownCall = "callback:" + message.callback_id;
+        await popCallback(message.callback_id);
+      }
     } catch (error) {
       $("status-error").textContent = fmt(t.error, { message: error.message });
       $("status-error").hidden = false;
     }
   }
 
-  // --- the event stream: reconnects by itself, and says so when it cannot -----------------------------
+  // --- the event stream: resumes where it left off, backs off while the server cannot be reached -----
 
   let source = null;
+  let lastEventId = ""; // the newest screen pop received: a stream opened again first replays what came after
+  let failures = 0;
+  let retryTimer = null;
   let bannerTimer = null;
   const BANNER_GRACE_MS = 2500;
+  const MAX_BACKOFF_MS = 30000;
+
+  function onState(next, opening) {
+    if (!showState(next)) return;
+    // Back after a reload or a reconnect during a call whose pop was never seen (nor replayed): show it now.
+    if (opening && (next.status === "reserved" || next.status === "busy") && next.call && next.call !== shownCall) {
+      shownCall = next.call;
+      const pop = next.call.startsWith("callback:") ? popCallback(next.call.slice(9)) : popCall(next.call);
+      pop.catch(() => {});
+    }
+  }
+
+  function retryLater(ms) {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, ms);
+  }
 
   function connect() {
-    source = new EventSource(data.urls.events);
-    source.addEventListener("open", () => {
+    clearTimeout(retryTimer);
+    if (source) source.close();
+    const url = data.urls.events + (lastEventId ? "?last=" + encodeURIComponent(lastEventId) : "");
+    const stream = new EventSource(url);
+    source = stream;
+    let opening = true; // a stream's first state says where things stand now
+    stream.addEventListener("open", () => {
+      failures = 0;
       clearTimeout(bannerTimer);
       bannerTimer = null;
       $("disconnected").hidden = true;
     });
-    source.addEventListener("message", onMessage);
-    source.addEventListener("state", (event) => showState(JSON.parse(event.data)));
-    // The server ends each stream after a while so no web thread is held forever: reconnect at once, quietly.
-    source.addEventListener("reconnect", () => { source.close(); connect(); });
-    source.addEventListener("error", () => {
+    stream.addEventListener("message", (event) => {
+      if (event.lastEventId) lastEventId = event.lastEventId;
+      onMessage(event);
+    });
+    stream.addEventListener("state", (event) => {
+      onState(JSON.parse(event.data), opening);
+      opening = false;
+    });
+    // The server ends streams now and then, and all of them when it restarts (spread over a moment): come back.
+    stream.addEventListener("reconnect", (event) => {
+      stream.close();
+      retryLater(Math.random() * (JSON.parse(event.data).after_ms || 0));
+    });
+    // This person opened the page once too often: the newest tab keeps the stream, this one says so and waits.
+    stream.addEventListener("superseded", () => {
+      stream.close();
+      $("superseded").hidden = false;
+    });
+    stream.addEventListener("error", () => {
       if (!bannerTimer) bannerTimer = setTimeout(() => { $("disconnected").hidden = false; }, BANNER_GRACE_MS);
-      // A refused stream (e.g. 503) is not retried by the browser itself.
-      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+      // Retry on our own clock, waiting twice as long each time (with jitter), so a server coming back is not
+      // stormed by every page at once; a refused stream (401, 503) is retried the same way.
+      stream.close();
+      retryLater(Math.min(MAX_BACKOFF_MS, 1000 * 2 ** failures) * (0.5 + Math.random() / 2));
+      failures += 1;
     });
   }
+
+  $("use-here").addEventListener("click", () => {
+    $("superseded").hidden = true;
+    connect();
+  });
 
   // --- during the call --------------------------------------------------------------------------------
 
