@@ -38,6 +38,7 @@ from harness import TOP, percentile, private_stack
 from twilio.request_validator import RequestValidator
 
 from routing import agents as admin
+from routing import roster
 
 TOKEN = "bench-token"
 SECRET = "bench-secret-key"
@@ -250,12 +251,12 @@ def main() -> None:
         started = time.perf_counter()
         people = []
         for i in range(args.agents):
-            admin.add_agent(svc, f"agent{i:04d}", f"Agent {i}", ["es", "en"])
+            roster.add_agent(svc, f"agent{i:04d}", f"Agent {i}", ["es", "en"])
             admin.set_status(svc, f"agent{i:04d}", "available")
             people.append((f"agent{i:04d}", False, session_cookie(SECRET, f"agent{i:04d}")))
         for i in range(args.boards):
-            admin.add_agent(svc, f"super{i:02d}", f"Supervisor {i}", ["es"], role="supervisor")
-            people.append((f"super{i:02d}", True, session_cookie(SECRET, f"super{i:02d}", "supervisor")))
+            roster.add_agent(svc, f"super{i:02d}", f"Supervisor {i}", ["es"], role="supervisor")
+            people.append((f"super{i:02d}", True, session_cookie(SECRET, f"super{i:02d}")))
         print(f"{args.agents} agents and {args.boards} supervisors created in {time.perf_counter() - started:.0f} s",
               file=sys.stderr)
         dialect = svc.db.engine.dialect.name

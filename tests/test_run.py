@@ -123,13 +123,13 @@ def test_webhooks_are_answered_at_once_with_more_pages_open_than_there_ever_were
     svc = Services.build(Config.from_env(env))
     try:
         for identity in agents:
-            admin.add_agent(svc, identity, identity.upper(), ["es"])
+            roster.add_agent(svc, identity, identity.upper(), ["es"])
             admin.set_status(svc, identity, "available")
-        admin.add_agent(svc, "sara", "Sara", ["es"], role="supervisor")
+        roster.add_agent(svc, "sara", "Sara", ["es"], role="supervisor")
         secret = svc.config.secret_key
         with Crowd(base) as crowd:
             pages = crowd.open(Page(identity, False, session_cookie(secret, identity)) for identity in agents)
-            boards = crowd.open(Page("sara", True, session_cookie(secret, "sara", "supervisor")) for _ in range(2))
+            boards = crowd.open(Page("sara", True, session_cookie(secret, "sara")) for _ in range(2))
             crowd.wait_open(pages + boards)
             assert [p.status for p in pages + boards] == [200] * (len(agents) + 2)
 

@@ -99,9 +99,10 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 def active_person(*, supervisor: bool) -> str:
     """Who opens a live stream, checked as every page checks it (the record read, no write lock taken, so a thousand
     pages reconnecting never queue for SQLite's write lock, which the webhooks need)."""
+    named = session.get(IDENTITY_KEY) is not None  # a cookie for someone no longer allowed in: they log in again
     agent = current_agent()
     if agent is None:
-        abort(401, "log in first")
+        abort(401, "log in again" if named else "log in first")
     if supervisor and agent.role != Role.SUPERVISOR:
         abort(403, "supervisors only")
     return agent.identity

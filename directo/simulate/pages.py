@@ -21,16 +21,18 @@ from flask import Flask
 AGENT_EVENTS = "/agent/events"
 BOARD_EVENTS = "/supervisor/board/events"
 SESSION_COOKIE = "session"
-# What a login keeps in the session (voice.auth); the stream tests open pages with these cookies.
-IDENTITY_KEY, ROLE_KEY = "agent_identity", "agent_role"
+# What a login keeps in the session (voice.auth): who, and the version of their sessions it was opened under (the
+# person's role is read from the record on every request); the stream tests open pages with these cookies.
+IDENTITY_KEY, VERSION_KEY = "agent_identity", "session_version"
 
 
-def session_cookie(secret_key: str, identity: str, role: str = "agent") -> str:
-    """The session cookie logging in gives (signed with the server's SECRET_KEY): a thousand pages, no passwords."""
+def session_cookie(secret_key: str, identity: str, version: int = 0) -> str:
+    """The session cookie logging in gives (signed with the server's SECRET_KEY): a thousand pages, no passwords.
+    `version` is the person's session version on record (0 until they first log out or change password)."""
     app = Flask(__name__)
     app.secret_key = secret_key
     serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
-    return serializer.dumps({IDENTITY_KEY: identity, ROLE_KEY: role, "_permanent": True})
+    return serializer.dumps({IDENTITY_KEY: identity, VERSION_KEY: version, "_permanent": True})
 
 
 @dataclass(frozen=True)
