@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from directo.core.hours import BusinessHours
 from directo.core.languages import SUPPORTED_LANGUAGES
 
 RECORDING_FORMATS = ("mp3", "wav")
@@ -72,6 +73,13 @@ class Config:
     recording_format: str = "mp3"
     recording_sample_rate: int = 8000
     fallback_number: str = ""
+    # The center's clock: promised calls are dated, texted and checked against opening hours in this zone.
+    time_zone: str = "Europe/Madrid"
+    business_hours: str = "Mon-Fri 09:00-19:00"
+    # How long only the agent who promised a call may keep it once it is due; then anyone who speaks the language.
+    promise_grace_minutes: int = 10
+    # How long after its time a promised call still counts as kept on time (tries to reach the customer go on).
+    promise_window_minutes: int = 30
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -105,6 +113,10 @@ class Config:
             recording_format=env.get("RECORDING_FORMAT", cls.recording_format).lower(),
             recording_sample_rate=int(env.get("RECORDING_SAMPLE_RATE", cls.recording_sample_rate)),
             fallback_number=env.get("FALLBACK_NUMBER", ""),
+            time_zone=env.get("TIME_ZONE", cls.time_zone),
+            business_hours=env.get("BUSINESS_HOURS", cls.business_hours),
+            promise_grace_minutes=int(env.get("PROMISE_GRACE_MINUTES", cls.promise_grace_minutes)),
+            promise_window_minutes=int(env.get("PROMISE_WINDOW_MINUTES", cls.promise_window_minutes)),
         )
         if config.recording_format not in RECORDING_FORMATS:
             raise ValueError(f"RECORDING_FORMAT={config.recording_format!r}: use {' or '.join(RECORDING_FORMATS)}")
@@ -112,7 +124,14 @@ class Config:
             raise ValueError(
                 f"DEFAULT_LANGUAGE={config.default_language!r}: supported are {', '.join(SUPPORTED_LANGUAGES)}"
             )
-        return replace(config, **overrides)
+        config = replace(config, **overrides)
+        BusinessHours.parse(config.business_hours, config.time_zone)  # unreadable hours stop the start, not a promise
+        return config
+
+    @property
+    def hours(self) -> BusinessHours:
+        """When promised calls may fall, on the center's clock."""
+        return BusinessHours.parse(self.business_hours, self.time_zone)
 
     @property
     def database_url_sqlalchemy(self) -> str:
