@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from directo.core.models import Call, CallEvent, Complaint, utcnow
 from directo.core.services import Services
@@ -80,3 +81,14 @@ def _flag(svc: Services, call_sid: str, flagged_by: str, summary: str, superviso
         text = sms.compose(session, SmsTopic.COMPLAINT_REFERENCE, complaint.id, complaint.phone,
                            sms_body(complaint.language, complaint.reference), complaint.id) if complaint.phone else None
         return Flagged(complaint.id, complaint.reference, call_sid, created=True, text_id=text.id if text else None)
+
+
+def proof_of(session: Session, customer_id: int, token: str) -> list[Complaint]:
+    """A customer asked to be forgotten: their complaints keep their proof (reference, summary, recording, texts,
+    audit trail) and `token` for the number they were made from; the complaints, for the caller to report."""
+    found = list(session.scalars(select(Complaint).where(Complaint.customer_id == customer_id)
+                                 .order_by(Complaint.id)))
+    for complaint in found:
+        if complaint.phone is not None:
+            complaint.phone = token
+    return found
