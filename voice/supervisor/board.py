@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from directo.core.models import Call, Callback, Complaint, Customer, utcnow
 from directo.core.services import Services
 from directo.core.states import INACTIVE, OPEN, UNFINISHED, CallbackState, CallOutcome, Direction, SmsState
-from routing import roster
+from routing import promise_report, roster
 from routing.callback_report import flag
 from routing.events import BOARD_CHANNEL
 from routing.presence import presence
@@ -117,6 +117,7 @@ def snapshot(svc: Services) -> dict[str, Any]:
         today = load_today(session, now)
         waiting = session.execute(select(func.count(), func.min(Callback.promised_by))
                                   .where(Callback.state.in_(OPEN))).one()
+        promises = promise_report.board(session, svc.config, now)
     agents = []
     for view in views:
         if view.status == INACTIVE:
@@ -133,6 +134,7 @@ def snapshot(svc: Services) -> dict[str, Any]:
         "oldest_promise": oldest.isoformat() if oldest else None,
         "oldest_flag": flag(CallbackState.QUEUED, oldest, now) if oldest else None,
         "figures": figures(today, now),
+        "promises": promises,
     }
 
 

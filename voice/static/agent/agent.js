@@ -117,6 +117,8 @@
     const canWrite = Boolean(currentSid);
     $("flag-complaint").disabled = !canWrite;
     $("save-notes").disabled = !canWrite;
+    // The customer memory (memory.js) draws its part of the same context.
+    document.dispatchEvent(new CustomEvent("directo:context", { detail: context }));
   }
 
   function showCallback(callback) {

@@ -46,6 +46,8 @@
     const flag = document.getElementById("oldest-flag");
     flag.hidden = !board.oldest_flag;
     flag.textContent = board.oldest_flag || "";
+    // Other parts of the board (promises.js) draw their own sections from the same snapshot.
+    document.dispatchEvent(new CustomEvent("directo:board", { detail: board }));
   }
   function connect() {
     const source = new EventSource(eventsUrl);
