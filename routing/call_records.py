@@ -114,11 +114,15 @@ def speak(session: Session, customer_id: int, language: str) -> None:
                     .values(language=language))
 
 
+# Timeline details in the words of an agent or a customer (what was promised): gone with the customer.
+_THEIR_WORDS = frozenset({"about", "notes", "summary"})
+
+
 def _scrub(value: Any, number: str, token: str) -> Any:
     if isinstance(value, str):
         return value.replace(number, token)
     if isinstance(value, dict):
-        return {key: _scrub(item, number, token) for key, item in value.items()}
+        return {key: _scrub(item, number, token) for key, item in value.items() if key not in _THEIR_WORDS}
     if isinstance(value, list):
         return [_scrub(item, number, token) for item in value]
     return value
