@@ -22,11 +22,21 @@ class Habits:
     patience: tuple[float, float] = (3.0, 15.0)
     customer_answers: float = 0.9  # share of callbacks the customer picks up
     reason_seconds: tuple[float, float] = (3.0, 8.0)  # how long a caller speaks their reason for a callback
+    promise_rate: float = 0.1  # share of conversations in which the agent promises to call back with an answer
+    promise_after: tuple[float, float] = (600.0, 2400.0)  # how far ahead such a promise falls
 
     @property
     def handling_seconds(self) -> float:
         """What one answered call costs an agent on average: rings, talk, wrap-up."""
         return sum((low + high) / 2 for low, high in (self.ring, self.talk, self.wrapup))
+
+
+# Names as customers give them: accents, apostrophes and other scripts are kept exactly.
+NAMES = ("Lucía Núñez", "José Ibáñez", "Seán O'Brien", "김민준", "Zoë Çelik", "Begoña Azcárate", "Mary-Jane Smith",
+         "Joaquín Suárez", "Ana María Peña", "Chloé Martín")
+# What callers call about, as an agent notes it.
+TOPICS = ("Charged twice on the March invoice", "Wants to move the delivery to Friday", "Router keeps dropping",
+          "Asks for a copy of the contract", "New address for the bills", "Refund not received yet")
 
 
 def agent_behaviour(rng: random.Random, habits: Habits) -> Callable[[], Behaviour]:

@@ -69,7 +69,7 @@ class Simulation:
                                seed=options.seed, port=options.twilio_port)
         self.network = self.standin.network
         self.desk = Desk(svc, self.standin, random.Random(options.seed + 1), options.habits, options.complaint_rate,
-                         options.base_url)
+                         options.base_url, chat=random.Random(options.seed + 3))
         self.population = Population(random.Random(options.seed + 2))
         self.roots: list[Call] = []
         self._lock = threading.Lock()
@@ -181,7 +181,7 @@ class Simulation:
             ids = select(CallRow.id).where(CallRow.call_sid.in_(sids))
             promised = select(CallRow.callback_id).where(CallRow.call_sid.in_(sids))
             callbacks = session.scalar(select(func.count()).select_from(Callback).where(
-                Callback.id.in_(promised), Callback.state.in_(OPEN)))
+                Callback.id.in_(promised) | Callback.origin_call_id.in_(ids), Callback.state.in_(OPEN)))
             complaints = select(Complaint.id).where(Complaint.call_id.in_(ids))
             sms = session.scalar(select(func.count()).select_from(SmsMessage).where(
                 SmsMessage.complaint_id.in_(complaints), SmsMessage.state.not_in(SMS_FINAL)))
@@ -189,7 +189,8 @@ class Simulation:
         return bool(callbacks or sms or messages)
 
     def summary(self) -> Summary:
-        summary = summarise(self.svc, self.network, list(self.roots), self.agents, list(self.desk.flagged))
+        summary = summarise(self.svc, self.network, list(self.roots), self.agents, list(self.desk.flagged),
+                            list(self.desk.remembered))
         summary.run = self.facts()
         return summary
 
