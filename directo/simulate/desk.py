@@ -3,6 +3,7 @@ flag complaints during conversations, through the same services the agent page u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -20,6 +21,7 @@ from directo.core.services import Services
 from directo.core.states import AgentStatus, CallStatus
 from directo.core.unit_of_work import work
 from routing import agents, customers, memory, roster
+from routing.errors import Refused
 from routing.presence import presence
 from standin import StandIn
 from standin.model import Call, Event
@@ -102,6 +104,11 @@ class Desk:
         identities = [f"{prefix}-{n:02d}" for n in range(1, count + 1)]
         with self.svc.db.session() as session:
             existing = set(session.scalars(select(Agent.identity).where(Agent.identity.in_(identities))))
+            earlier = set(session.scalars(select(Agent.identity).where(
+                Agent.identity.like(f"{prefix}-%"), Agent.active.is_(True), Agent.status != AgentStatus.OFFLINE)))
+        for identity in sorted(earlier - set(identities)):  # an earlier run's simulated agents go home
+            with contextlib.suppress(Refused):
+                agents.set_status(self.svc, identity, AgentStatus.OFFLINE)
         for n, identity in enumerate(identities, 1):
             if identity not in existing:
                 roster.add_agent(self.svc, identity, f"Simulated agent {n}", ["es", "en"])

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from directo.core.models import Agent, Callback, Complaint, Recording, utcnow
 from directo.core.models import Call as CallRow
-from directo.core.states import CLOSED, MESSAGE_STATUS, AgentStatus, CallbackState, Direction, SmsState
+from directo.core.states import CLOSED, MESSAGE_STATUS, AgentStatus, CallbackState, SmsState
 from routing import agents, promise_report
 from routing.errors import Conflict
 from routing.presence import presence
@@ -215,10 +215,11 @@ def _keeper(sim: Simulation, promised: int) -> str | None:
                               .where(Callback.id == promised))
 
 
-def _promise_legs(sim: Simulation, caller: Caller, after: float) -> list[Call]:
-    """The agent-first calls placed after the promise was made (the callback's legs to agents)."""
-    return [leg for leg in sim.network.calls if leg.parent is None and leg.to.startswith("client:")
-            and leg.created_at >= after and leg.direction != Direction.INBOUND]
+def _promise_legs(sim: Simulation, promised: int) -> list[Call]:
+    """The agent-first calls placed to keep this promise, in the order they were placed."""
+    with sim.svc.db.session() as session:
+        sids = set(session.scalars(select(CallRow.call_sid).where(CallRow.callback_id == promised)))
+    return sorted((leg for leg in sim.network.calls if leg.sid in sids), key=lambda leg: leg.created_at)
 
 
 def _promise_checks(sim: Simulation, caller: Caller, promised: int, final: Any) -> list[Check]:
@@ -238,12 +239,12 @@ def promise_kept(sim: Simulation) -> Outcome:
     """An agent promises a call in two simulated hours; at that time the owner is rung first and reaches the
     customer, although another agent is free too."""
     owner, other = sim.staff(2)
-    caller, call, promised = _promised_on_a_call(sim, owner, other)
+    caller, _call, promised = _promised_on_a_call(sim, owner, other)
     agents.set_status(sim.svc, other, AgentStatus.AVAILABLE)  # both free when it falls due
     due = sim.desk.clockwork.due_at(promised) or 0.0
     final = _kept(sim, promised, PROMISE_AFTER)
     sim.settle(5)
-    legs = _promise_legs(sim, caller, call.ended_at or 0.0)
+    legs = _promise_legs(sim, promised)
     outcome = Outcome("promise-kept", sim.summary())
     outcome.checks = [
         *_promise_checks(sim, caller, promised, final),
@@ -260,13 +261,13 @@ def promise_owner_away(sim: Simulation) -> Outcome:
     """The owner is away when their promise falls due: after the grace window another agent who speaks the
     customer's language takes it, with the whole context, and the board says the owner missed it."""
     owner, other = sim.staff(2)
-    caller, call, promised = _promised_on_a_call(sim, owner, other)
+    caller, _call, promised = _promised_on_a_call(sim, owner, other)
     _away_once_free(sim, owner)
     agents.set_status(sim.svc, other, AgentStatus.AVAILABLE)
     due = sim.desk.clockwork.due_at(promised) or 0.0
     final = _kept(sim, promised, PROMISE_AFTER + sim.desk.clockwork.grace)
     sim.settle(5)
-    legs = _promise_legs(sim, caller, call.ended_at or 0.0)
+    legs = _promise_legs(sim, promised)
     grace = sim.desk.clockwork.grace
     with sim.svc.db.session() as session:
         board = promise_report.board(session, sim.svc.config, utcnow())
