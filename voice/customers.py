@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from directo.core.models import Agent, Call, Customer
-from directo.core.services import Services
 from directo.core.unit_of_work import work
 from routing import customers, memory, promises
 from routing.directory import normalise_number
 from routing.errors import Refused
 from voice import agent_context
+from voice.agent_page import services
 from voice.agent_text import TEXT as AGENT_TEXT
 from voice.agent_text import choose_language
 from voice.auth import current_identity, is_supervisor, login_required
@@ -26,19 +26,14 @@ from voice.webhooks import external_url
 
 bp = Blueprint("customers", __name__, url_prefix="/customers", template_folder="templates")
 HISTORY_PAGE = 50
-# The views that answer with HTML; the others are called by the agent page's script and answer JSON.
-PAGES = {"customers.search", "customers.page", "customers.edit"}
-
-
-def services() -> Services:
-    return current_app.extensions["directo"]
 
 
 @bp.errorhandler(HTTPException)
 def error(err: HTTPException) -> Any:
-    if request.endpoint in PAGES:
-        return err
-    return jsonify(error=err.description), err.code
+    """The agent page's script sent JSON and shows `error` as it is; a page's form gets the error page."""
+    if request.is_json:
+        return jsonify(error=err.description), err.code
+    return err
 
 
 @bp.app_template_global()

@@ -51,11 +51,15 @@
     $("profile-notes").value = profile.notes || "";
   }
 
+  // A list drawn afresh: one item per entry, or a line saying there is none.
+  function fill(id, entries, none, draw) {
+    const list = $(id);
+    list.replaceChildren(...entries.map(draw));
+    if (entries.length === 0) list.append(element("li", "muted", none));
+  }
+
   function showContacts(contacts) {
-    const list = $("contacts");
-    list.replaceChildren();
-    if (contacts.length === 0) list.append(element("li", "muted", m.no_contacts));
-    contacts.forEach((contact) => {
+    fill("contacts", contacts, m.no_contacts, (contact) => {
       const item = element("li", "contact");
       const head = element("p", "contact-head");
       head.append(element("strong", null, when(contact.started_at)), " · " + (m[contact.kind] || contact.kind),
@@ -76,15 +80,12 @@
       contact.promises.forEach((made) => {
         item.append(element("p", "contact-promise", `${m.promised_on_it} ${m.due} ${when(made.due_at)}: ${made.about}`));
       });
-      list.append(item);
+      return item;
     });
   }
 
   function showOwed(owed) {
-    const list = $("owed");
-    list.replaceChildren();
-    if (owed.length === 0) list.append(element("li", "muted", m.nothing_owed));
-    owed.forEach((item) => {
+    fill("owed", owed, m.nothing_owed, (item) => {
       const row = element("li", "owed-item");
       row.dataset.callback = item.id;
       row.append(element("strong", null, when(item.due_at)), " · " + (m[item.kind] || item.kind));
@@ -105,7 +106,7 @@
         });
         row.append(" ", done);
       }
-      list.append(row);
+      return row;
     });
   }
 
@@ -123,36 +124,34 @@
     $("make-promise").disabled = !context.call_sid || !context.customer.number;
   });
 
-  $("profile-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const result = $("profile-result");
-    try {
-      const profile = await post(`${data.urls.customers}${context.customer.id}/profile`, {
-        name: $("profile-name").value, say_as: $("profile-say-as").value,
-        language: $("profile-language").value, notes: $("profile-notes").value,
-        revision: context.customer.revision,
-      });
-      showProfile(profile);
-      result.textContent = m.profile_saved;
-      result.className = "result";
-    } catch (error) {
-      result.textContent = error.message;
-      result.className = "result error";
-    }
+  // A form's answer goes in its result line: what was done, or why not.
+  function handle(formId, resultId, send) {
+    $(formId).addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const result = $(resultId);
+      try {
+        result.textContent = await send();
+        result.className = formId === "promise-form" ? "result reference" : "result";
+      } catch (error) {
+        result.textContent = error.message;
+        result.className = "result error";
+      }
+    });
+  }
+
+  handle("profile-form", "profile-result", async () => {
+    showProfile(await post(`${data.urls.customers}${context.customer.id}/profile`, {
+      name: $("profile-name").value, say_as: $("profile-say-as").value,
+      language: $("profile-language").value, notes: $("profile-notes").value,
+      revision: context.customer.revision,
+    }));
+    return m.profile_saved;
   });
 
-  $("promise-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const result = $("promise-result");
-    try {
-      const made = await post(data.urls.promises, {
-        call_sid: context.call_sid, at: $("promise-at").value, about: $("promise-about").value,
-      });
-      result.textContent = fmt(made.created ? m.promised : m.promise_exists, { when: made.words });
-      result.className = "result reference";
-    } catch (error) {
-      result.textContent = error.message;
-      result.className = "result error";
-    }
+  handle("promise-form", "promise-result", async () => {
+    const made = await post(data.urls.promises, {
+      call_sid: context.call_sid, at: $("promise-at").value, about: $("promise-about").value,
+    });
+    return fmt(made.created ? m.promised : m.promise_exists, { when: made.words });
   });
 })();
