@@ -76,16 +76,17 @@ def change(session: Session, customer_id: int, wanted: dict[str, Any], by: str, 
     values: dict[str, Any] = {**diff, "revision": customer.revision + 1}
     if "name" in diff:
         values["name_key"] = name_key(diff["name"])
+    if "language" in diff:  # what they speak now routes their calls and callbacks, and every prompt they hear
+        # Callbacks, then calls, then the customer: the order every webhook locks them in, so none deadlock.
+        callbacks.speak(session, customer.id, diff["language"])
+        call_records.speak(session, customer.id, diff["language"])
     won = session.execute(update(Customer).where(Customer.id == customer.id, Customer.revision == customer.revision)
                           .values(**values)).rowcount
-    if not won:
+    if not won:  # the caller's unit of work rolls back with the refusal, the language changes too
         session.expire(customer)
         raise Conflict(_changed_meanwhile(session, customer))
     session.add_all(CustomerChange(customer_id=customer.id, at=now, by=by, field=name, old=before[name],
                                    new=value) for name, value in diff.items())
-    if "language" in diff:  # what they speak now routes their calls and callbacks, and every prompt they hear
-        callbacks.speak(session, customer.id, diff["language"])
-        call_records.speak(session, customer.id, diff["language"])
     session.expire(customer)
     return Changed(customer.id, values["revision"], list(diff))
 

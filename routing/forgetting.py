@@ -95,14 +95,15 @@ def forget(svc: Services, number: str, by: str) -> Forgotten:
         report = Forgotten(customer.id, token)
         had = [label for label, value in (("name", customer.name), ("how to say it", customer.say_as),
                                           ("standing notes", customer.notes)) if value]
+        # Callbacks, then calls, then the customer: the order webhooks lock them in.
+        cancelled, renumbered, reasons = callbacks.forget(session, customer.id, token, by, now)
+        calls = call_records.forget(session, customer.id, phone, token)
         erased = customers.forget(session, customer, token, by, now)
         report.removed.append(f"{', '.join(had) or 'no name, hint or standing notes on record'}; "
                               f"{_n(erased, 'earlier value')} in the profile's history (who changed it and when "
                               "stays)")
-        calls = call_records.forget(session, customer.id, phone, token)
         report.removed.append(f"the notes of {_n(calls['notes'], 'call')}; the number on {_n(calls['calls'], 'call')} "
                               f"and {_n(calls['events'], 'timeline entry', 'timeline entries')}, now {token}")
-        cancelled, renumbered, reasons = callbacks.forget(session, customer.id, token, by, now)
         report.removed.append(f"{_n(cancelled, 'call')} we still owed them, cancelled; the number, what was promised "
                               f"and the recorded reason on {_n(renumbered, 'callback')}")
         texts, redacted = sms.forget(session, phone, token)

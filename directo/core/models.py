@@ -214,7 +214,10 @@ class WebhookReceipt(Base):
 
 class Callback(Base):
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_state_queued", "state", "queued_at"),)
+    __table_args__ = (Index("ix_callbacks_state_queued", "state", "queued_at"),
+                      # What we owe a customer, and what was promised on a call: the screen pop's memory.
+                      Index("ix_callbacks_customer_state", "customer_id", "state"),
+                      Index("ix_callbacks_origin_call", "origin_call_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
@@ -263,6 +266,7 @@ class ComplaintCounter(Base):
 
 class Complaint(Base):
     __tablename__ = "complaints"
+    __table_args__ = (Index("ix_complaints_customer", "customer_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)

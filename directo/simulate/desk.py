@@ -212,10 +212,12 @@ class Desk:
                                               before[1] in notes, before[0], before[1]))
         name = shown["profile"]["name"] or self.chat.choice(NAMES)
         notes = f"{self.chat.choice(TOPICS)} (noted by {identity})"
-        with work(self.svc.db) as unit:
-            if shown["profile"]["name"] is None:
+        # Two saves, as on the agent page (the notes box, then the profile), each its own unit of work.
+        with self.svc.db.session() as session:
+            session.get(CallRow, call_id).notes = notes
+        if shown["profile"]["name"] is None:
+            with work(self.svc.db) as unit:
                 customers.change(unit.session, customer_id, {"name": name}, identity, unit.now)
-            unit.session.get(CallRow, call_id).notes = notes  # what the agent page's notes box saves
         self.written[number] = (name, notes)
         if self.chat.random() < self.promise_rate:
             after = self.chat.uniform(*self.habits.promise_after)

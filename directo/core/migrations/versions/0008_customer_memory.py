@@ -1,5 +1,6 @@
 """The customer's profile (how to say their name, standing notes, a revision for concurrent edits, when they were
-forgotten), a search key for their name, and every change to it kept with who and when
+forgotten), a search key for their name, and every change to it kept with who and when; indexes for what the
+screen pop remembers of a customer (callbacks and complaints by customer, promises by the call they were made on)
 
 Revision ID: 0008
 Revises: 0006
@@ -39,9 +40,16 @@ def upgrade() -> None:
         sa.Column("new", sa.Text(), nullable=True),
     )
     op.create_index("ix_customer_changes_customer", "customer_changes", ["customer_id", "id"])
+    # The memory reads what we owe a customer, the promises made on their calls and their complaints.
+    op.create_index("ix_callbacks_customer_state", "callbacks", ["customer_id", "state"])
+    op.create_index("ix_callbacks_origin_call", "callbacks", ["origin_call_id"])
+    op.create_index("ix_complaints_customer", "complaints", ["customer_id"])
 
 
 def downgrade() -> None:
+    for index, table in (("ix_complaints_customer", "complaints"), ("ix_callbacks_origin_call", "callbacks"),
+                         ("ix_callbacks_customer_state", "callbacks")):
+        op.drop_index(index, table_name=table)
     op.drop_index("ix_customer_changes_customer", table_name="customer_changes")
     op.drop_table("customer_changes")
     with op.batch_alter_table("customers") as batch:
