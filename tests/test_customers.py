@@ -15,7 +15,7 @@ from test_agent_page import CALLER, AgentPage, agent_with_password
 from test_incoming import client_identity, complete_call, dial_of
 
 from directo.cli import main
-from directo.core.models import Call, Customer, CustomerChange, name_key
+from directo.core.models import Agent, Call, Customer, CustomerChange, name_key
 from directo.core.unit_of_work import work
 from routing import agents as admin
 from routing import customers
@@ -212,6 +212,9 @@ def test_the_customer_page_finds_them_by_number_or_name_and_shows_the_whole_hist
     supervisor.login("sue")
     assert "Lucía Núñez" in supervisor.get(f"/customers/{customer_id}").get_data(as_text=True)
     assert app.test_client().get(f"/customers/{customer_id}").status_code == 401
+    with services.db.session() as session:
+        session.scalar(select(Agent).where(Agent.identity == "sue")).active = False
+    assert supervisor.get(f"/customers/{customer_id}").status_code == 401, "a deactivated account sees nothing"
     assert page.get("/customers/999999").status_code == 404
     stale = page.post(f"/customers/{customer_id}/profile", {"name": "Lucia", "revision": 0})
     assert stale.status_code == 409 and "reload" in stale.json["error"]

@@ -20,12 +20,24 @@ from voice import agent_context
 from voice.agent_page import services
 from voice.agent_text import TEXT as AGENT_TEXT
 from voice.agent_text import choose_language
-from voice.auth import current_identity, is_supervisor, login_required
+from voice.auth import current_identity, is_supervisor, log_out
 from voice.customer_text import TEXT
 from voice.webhooks import external_url
 
 bp = Blueprint("customers", __name__, url_prefix="/customers", template_folder="templates")
 HISTORY_PAGE = 50
+
+
+@bp.before_request
+def active_agents_only() -> None:
+    """Agents and supervisors who may still log in; a session of a deactivated agent ends here."""
+    if current_identity() is None:
+        abort(401, "log in first")
+    with services().db.session() as db:
+        active = db.scalar(select(Agent.active).where(Agent.identity == current_identity()))
+    if not active:
+        log_out()
+        abort(401, "log in again")
 
 
 @bp.errorhandler(HTTPException)
@@ -69,7 +81,6 @@ def _customer(db: Any, customer_id: int) -> Customer:
 
 
 @bp.get("/")
-@login_required
 def search() -> str:
     asked = request.args.get("q", "")
     with services().db.session() as db:
@@ -79,7 +90,6 @@ def search() -> str:
 
 
 @bp.get("/<int:customer_id>")
-@login_required
 def page(customer_id: int) -> str:
     before = request.args.get("before", type=int)
     me_id = _my_id()
@@ -96,7 +106,6 @@ def page(customer_id: int) -> str:
 
 
 @bp.post("/<int:customer_id>")
-@login_required
 def edit(customer_id: int) -> BaseResponse:
     """The customer page's form: corrections, then back to the page."""
     fields = {name: request.form.get(name, "") for name in customers.FIELDS if name in request.form}
@@ -109,7 +118,6 @@ def edit(customer_id: int) -> BaseResponse:
 
 
 @bp.post("/<int:customer_id>/profile")
-@login_required
 def profile(customer_id: int) -> dict[str, Any]:
     """The agent page's corrections (JSON), on the revision the agent saw."""
     data = request.get_json(silent=True)
@@ -133,7 +141,6 @@ def _change(customer_id: int, fields: dict[str, Any], revision: int | None) -> N
 
 
 @bp.post("/promises")
-@login_required
 def promise() -> tuple[Any, int]:
     """The agent promises, on their call, to call the customer at a date and time about something."""
     data = request.get_json(silent=True)
@@ -153,7 +160,6 @@ def promise() -> tuple[Any, int]:
 
 
 @bp.post("/promises/<int:callback_id>/done")
-@login_required
 def promise_done(callback_id: int) -> dict[str, Any]:
     """What was promised was done on this call: the promise closes as kept, nobody is rung for it."""
     call_sid = str((request.get_json(silent=True) or {}).get("call_sid") or "")
