@@ -184,3 +184,14 @@ def verify(session: Session, complaint: Complaint, *, satisfied: bool, note: str
 def _reopened(due: datetime, now: datetime) -> dict[str, Any]:
     return {"state": ComplaintState.REOPENED, "due_at": due, "reopened_at": now,
             "reopened_count": Complaint.reopened_count + 1}
+
+
+def proof_of(session: Session, customer_id: int, token: str) -> list[Complaint]:
+    """A customer asked to be forgotten: their complaints keep their proof (reference, summary, recording, texts,
+    audit trail) and `token` for the number they were made from; the complaints, for the caller to report."""
+    found = list(session.scalars(select(Complaint).where(Complaint.customer_id == customer_id)
+                                 .order_by(Complaint.id)))
+    for complaint in found:
+        if complaint.phone is not None:
+            complaint.phone = token
+    return found

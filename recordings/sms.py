@@ -183,3 +183,22 @@ def unsent(svc: Services) -> list[tuple[int, int]]:
         return [(row.id, row.attempts) for row in connection.execute(
             select(SmsMessage.id, SmsMessage.attempts).where(SmsMessage.state == SmsState.PENDING)
             .order_by(SmsMessage.id))]
+
+
+FORGOTTEN_BODY = "(removed: the customer asked to be forgotten)"
+
+
+def forget(session: Session, number: str, token: str) -> tuple[int, int]:
+    """A customer asked to be forgotten: no text goes to them any more and `token` stands for their number.
+    A complaint's texts keep their words (the reference, their proof); the others lose theirs.
+    (texts renumbered, texts whose words were removed)."""
+    texts = session.scalars(select(SmsMessage).where(SmsMessage.to == number)).all()
+    redacted = 0
+    for message in texts:
+        message.to = token
+        if message.state == SmsState.PENDING:
+            message.state, message.last_error = SmsState.FAILED, "the customer asked to be forgotten"
+        if message.complaint_id is None:
+            message.body = FORGOTTEN_BODY
+            redacted += 1
+    return len(texts), redacted

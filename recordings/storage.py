@@ -45,6 +45,14 @@ class LocalStorage:
                 raise
         return Stored(sha, key, str(path), len(data))
 
+    def delete(self, key: str) -> bool:
+        """Remove a stored file (a customer asked to be forgotten); False when it was not there."""
+        path = self.root / key
+        if not path.is_file():
+            return False
+        path.unlink()
+        return True
+
     def read(self, key: str) -> bytes:
         return (self.root / key).read_bytes()
 

@@ -106,3 +106,40 @@ def taken_by(session: Session, call: Call, to: str) -> None:
     or a number)."""
     identity = to.removeprefix("client:")
     call.agent = session.scalar(select(Agent).where((Agent.identity == identity) | (Agent.phone == to)))
+
+
+def speak(session: Session, customer_id: int, language: str) -> None:
+    """The customer's language changed during a call: what is still to be said on it is said in theirs."""
+    session.execute(update(Call).where(Call.customer_id == customer_id, Call.ended_at.is_(None))
+                    .values(language=language))
+
+
+# Timeline details in the words of an agent or a customer (what was promised): gone with the customer.
+_THEIR_WORDS = frozenset({"about", "notes", "summary"})
+
+
+def _scrub(value: Any, number: str, token: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(number, token)
+    if isinstance(value, dict):
+        return {key: _scrub(item, number, token) for key, item in value.items() if key not in _THEIR_WORDS}
+    if isinstance(value, list):
+        return [_scrub(item, number, token) for item in value]
+    return value
+
+
+def forget(session: Session, customer_id: int, number: str, token: str) -> dict[str, int]:
+    """A customer asked to be forgotten: their calls stay in the log (who took them, when, how they ended) with
+    `token` for their number and without the notes taken on them; their timelines no longer hold the number."""
+    calls = session.scalars(select(Call).where(Call.customer_id == customer_id)).all()
+    ids = [call.id for call in calls]
+    noted = sum(1 for call in calls if call.notes)
+    session.execute(update(Call).where(Call.customer_id == customer_id).values(caller=token, from_raw=token,
+                                                                               notes=None))
+    scrubbed = 0
+    for event in session.scalars(select(CallEvent).where(CallEvent.call_id.in_(ids))) if ids else []:
+        clean = _scrub(event.detail, number, token)
+        if clean != event.detail:
+            event.detail = clean
+            scrubbed += 1
+    return {"calls": len(ids), "notes": noted, "events": scrubbed}

@@ -88,7 +88,9 @@ class CallbackCall:
         customer = self.session.get(Customer, callback.customer_id) if callback.customer_id else None
         complaint = self.session.get(Complaint, callback.complaint_id) if callback.complaint_id else None
         reason = callback.reason_recording_id
-        facts = {"who": (customer.name if customer and customer.name else None) or _spoken_number(callback.phone),
+        # The voice says the name as the customer taught us ("how to say it"), else as written.
+        said = (customer.say_as or customer.name) if customer else None
+        facts = {"who": said or _spoken_number(callback.phone),
                  "about": callback.about or "", "reference": spelled(complaint.reference) if complaint else ""}
         return twiml.whisper_and_dial(
             agent.languages[0] if agent.languages else self.config.default_language,

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from directo.core.jobs import current_services
 from directo.core.models import Agent, Call, Callback, utcnow
 from directo.core.services import Services
-from directo.core.states import AGENT_LEG_EVENTS, HELD, CallbackState, Direction
+from directo.core.states import AGENT_LEG_EVENTS, DATED, HELD, CallbackState, Direction
 from directo.core.twilio_client import twilio_client
 from directo.core.unit_of_work import work
 from routing import agents, callbacks
@@ -58,7 +58,8 @@ def place_callback(callback_id: int) -> str | None:
         if callback.state not in HELD:
             agents.release(svc, agent.identity, key)
         return None
-    if _customer_served_since(svc, callback):
+    # A customer who reached a person meanwhile needs no call-back; what was promised for a date is still owed.
+    if callback.kind not in DATED and _customer_served_since(svc, callback):
         with work(svc.db) as unit:
             if callbacks.served(unit.session, callback_id, unit.now):
                 agents.free(unit, svc, agent.identity, key)

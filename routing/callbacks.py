@@ -29,6 +29,7 @@ from routing.callback_policy import promise_minutes
 HANDLING_SAMPLE = 50
 SERVED = "the customer reached a person by calling in"
 KEPT = "kept: the customer answered"
+FULFILLED = "kept on a call with the customer"
 
 
 _HELD_PREFIX = "callback:"
@@ -239,6 +240,19 @@ def owed_for(session: Session, complaint_id: int, kinds: Iterable[CallbackKind],
                                Callback.state.in_(tuple(states))).order_by(Callback.id)))
 
 
+def fulfil(session: Session, callback_id: int, by: str, now: datetime) -> bool:
+    """What a dated call was for was done on a call with the customer (they called in first): no need to ring."""
+    return _close(session, callback_id, [CallbackState.QUEUED], CallbackState.DONE,
+                  f"{FULFILLED} (by {by})", now)
+
+
+def speak(session: Session, customer_id: int, language: str) -> int:
+    """The customer's language changed: the calls we owe them wait for an agent who speaks it now."""
+    return session.execute(update(Callback).where(Callback.customer_id == customer_id,
+                                                  Callback.state == CallbackState.QUEUED)
+                           .values(language=language)).rowcount
+
+
 def served_by_calling_in(session: Session, phone: str, now: datetime) -> list[int]:
     """The call-backs a customer who just reached a person no longer needs; the ids of those closed. Dated calls
     stay: what was promised for a date still has to be said (the agent sees it due on the screen)."""
@@ -264,3 +278,19 @@ def note(session: Session, callback: Callback, kind: str, detail: dict[str, Any]
         session.add(CallEvent(call_id=callback.origin_call_id, at=now, kind=kind,
                               detail={"callback_id": callback.id, **detail}))
 
+
+
+def forget(session: Session, customer_id: int, token: str, by: str, now: datetime) -> tuple[int, int, list[int]]:
+    """A customer asked to be forgotten: what we still owed them is cancelled (there is no number to call), every
+    callback keeps its dates and outcome but not their number, what was promised, nor their recorded reason.
+    (callbacks cancelled, callbacks kept without the details, the reason recordings now unused)."""
+    owed = session.scalars(select(Callback.id).where(Callback.customer_id == customer_id,
+                                                     Callback.state == CallbackState.QUEUED)).all()
+    cancelled = sum(cancel(session, callback_id, by, "the customer asked to be forgotten", now)
+                    for callback_id in owed)
+    reasons = [r for r in session.scalars(select(Callback.reason_recording_id).where(
+        Callback.customer_id == customer_id, Callback.reason_recording_id.is_not(None))) if r is not None]
+    renumbered = session.execute(update(Callback).where(Callback.customer_id == customer_id).values(
+        phone=token, about=None, reason_recording_id=None, reason_recording_sid=None,
+        reason_recording_url=None)).rowcount
+    return cancelled, renumbered, reasons

@@ -60,8 +60,8 @@ def worker(config: Config, live_server) -> Iterator[None]:
 
 
 def _options(live_server, twilio_port: int, **values) -> Options:
-    return Options(base_url=live_server.url, twilio_port=twilio_port, time_scale=SCALE, habits=QUICK,
-                   settle_seconds=30, **values)  # an upper bound: a quiet machine settles in a few seconds
+    defaults = {"time_scale": SCALE, "habits": QUICK, "settle_seconds": 30}  # a quiet machine settles in seconds
+    return Options(base_url=live_server.url, twilio_port=twilio_port, **(defaults | values))
 
 
 def test_a_behaviour_factory_is_asked_afresh_for_every_leg() -> None:
@@ -174,3 +174,43 @@ def test_the_command_prints_the_summary_as_json(config, live_server, twilio_port
     summary = json.loads(result.stdout)
     assert summary["calls"] == 6 and summary["violations"] == []
     assert summary["run"]["agents"] == 3 and summary["answered"] >= 4
+
+
+# The promise scenarios wait two simulated hours: a faster clock keeps that to seconds of real time.
+PROMISE_SCALE = 0.002
+
+
+def test_a_promise_is_kept_by_its_owner_at_its_time(services, live_server, twilio_port, worker) -> None:
+    with Simulation(services, _options(live_server, twilio_port, seed=6, time_scale=PROMISE_SCALE)) as sim:
+        outcome = SCENARIOS["promise-kept"](sim)
+    assert outcome.passed, outcome.text()
+    assert not outcome.summary.violations, outcome.summary.text()
+    promises = outcome.summary.promises
+    assert (promises["made"], promises["on time"] + promises["late"], promises["owner missed"]) == (1, 1, 0), \
+        "kept (late when a loaded machine takes longer than the scaled window)"
+
+
+def test_a_promise_whose_owner_is_away_is_kept_by_another_agent(services, live_server, twilio_port, worker) -> None:
+    with Simulation(services, _options(live_server, twilio_port, seed=7, time_scale=PROMISE_SCALE)) as sim:
+        outcome = SCENARIOS["promise-owner-away"](sim)
+    assert outcome.passed, outcome.text()
+    promises = outcome.summary.promises
+    assert promises["owner missed"] == 1 and promises["on time"] + promises["late"] == 1
+    assert "kept by another agent (owner missed) 1" in outcome.summary.text()
+
+
+def test_returning_callers_agents_are_shown_what_the_last_agent_wrote(services, live_server, twilio_port,
+                                                                      worker) -> None:
+    options = _options(live_server, twilio_port, calls=16, agents=3, concurrency=1, seed=8, complaint_rate=0.0,
+                       habits=replace(QUICK, promise_rate=0.25, promise_after=(60.0, 240.0)))
+    with Simulation(services, options) as sim:
+        sim.population.repeat_share = 0.6
+        summary = sim.run()
+    assert not summary.violations, summary.text()
+    memory = summary.memory
+    assert memory["returning"] > 0 and memory["notes_shown"] == memory["name_shown"] == memory["returning"]
+    assert memory["example"] and memory["example"]["notes"] in summary.text()
+    promises = summary.promises
+    assert promises["made"] > 0 and promises["on time"] + promises["late"] + promises["missed"] + \
+        promises["waiting"] == promises["made"]
+    assert sim.desk.action_errors == []

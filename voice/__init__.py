@@ -47,13 +47,14 @@ def create_app(config: Config | None = None) -> Flask:
     from voice.agent_page import bp as agent_page
     from voice.callback_webhooks import bp as callback_webhooks
     from voice.complaints import bp as complaints
+    from voice.customers import bp as customers
     from voice.media import bp as media
     from voice.rescue_webhooks import bp as rescue_webhooks
     from voice.supervisor import bp as supervisor
     from voice.webhooks import bp as webhooks
 
     for blueprint in (webhooks, callback_webhooks, rescue_webhooks, complaints, agent_page, agent_complaints, media,
-                      supervisor):
+                      supervisor, customers):
         app.register_blueprint(blueprint)
     # Twilio cannot send a CSRF token; its webhooks are authenticated by X-Twilio-Signature instead.
     csrf.exempt(webhooks)

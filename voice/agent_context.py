@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from directo.core.models import Agent, Call, Callback, CallEvent, Complaint, Customer, Recording
 from directo.core.states import Direction, RecordingState
 from recordings import register
+from routing import memory
 
 RECENT_CALLS = 5
 
@@ -38,9 +39,14 @@ def callback_for(session: Session, callback: Callback, agent_id: int) -> bool:
 
 
 def may_hear(session: Session, recording: Recording, agent_id: int) -> bool:
-    """An agent hears a recording only of their own calls, callbacks and complaints."""
+    """An agent hears a recording only of their own calls, callbacks and complaints, and the reasons recorded by a
+    customer whose call is (or was) theirs: whoever takes the next call hears what was said before."""
     callbacks = session.scalars(select(Callback).where(Callback.reason_recording_id == recording.id)).all()
     if any(callback_for(session, callback, agent_id) for callback in callbacks):
+        return True
+    customers = [callback.customer_id for callback in callbacks if callback.customer_id is not None]
+    if customers and session.scalar(select(exists().where(Call.customer_id.in_(customers),
+                                                          Call.agent_id == agent_id))):
         return True
     own_complaint = exists().where(Complaint.recording_id == recording.id, Complaint.agent_id == agent_id)
     own_call = exists().where(Call.call_sid == recording.call_sid, Call.agent_id == agent_id)
@@ -103,7 +109,9 @@ def _customer(session: Session, customer_id: int | None, number: str | None, lan
         }
         complaints = register.listing(session, register.query(customer_id=customer.id, open_only=True))
     last_agent = customer.last_agent if customer is not None else None
+    remembered = _memory(session, customer, agent_id, exclude_call) if customer is not None else {}
     return {
+        **remembered,
         "caller": {
             "number": number,
             "name": customer.name if customer is not None else None,
@@ -113,6 +121,29 @@ def _customer(session: Session, customer_id: int | None, number: str | None, lan
         "last_agent": {"identity": last_agent.identity, "name": last_agent.name} if last_agent else None,
         "open_complaints": complaints,
     }
+
+
+def _memory(session: Session, customer: Customer, agent_id: int | None, exclude_call: int | None) -> dict[str, Any]:
+    """What we remember of them: profile, last contacts (with players for their recorded reasons), what we owe."""
+    remembered = memory.remember(session, customer, exclude_call=exclude_call)
+    add_players(session, remembered["contacts"], agent_id)
+    return {
+        "customer": memory.jsonable(remembered["profile"]),
+        "contacts": memory.jsonable(remembered["contacts"]),
+        "owed": memory.jsonable(remembered["owed"]),
+        "customer_page": url_for("customers.page", customer_id=customer.id),
+    }
+
+
+def add_players(session: Session, contacts: list[dict[str, Any]], agent_id: int | None) -> None:
+    """A contact's recorded reason gets the URL of its player where this agent may hear it (None: a supervisor)."""
+    for contact in contacts:
+        reason = contact.get("reason")
+        if not reason or reason["state"] != RecordingState.STORED:
+            continue
+        recording = session.get(Recording, reason["recording_id"])
+        if recording is not None and (agent_id is None or may_hear(session, recording, agent_id)):
+            reason["url"] = url_for("agent.recording", recording_id=recording.id)
 
 
 def _callback(session: Session, callback: Callback) -> dict[str, Any]:

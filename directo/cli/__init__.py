@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from directo.cli import agents, calls, complaints, report, server
+from directo.cli import agents, calls, complaints, customers, promises, report, server
 
 # Commands loaded only when used: name -> "module:attribute".
 LAZY = {"simulate": "directo.simulate.cli:simulate"}
@@ -35,7 +35,8 @@ def main() -> None:
 
 
 for command in (server.run, server.worker, server.migrate, agents.agent, calls.calls, calls.callbacks,
-                complaints.complaints, complaints.audit, report.report):
+                complaints.complaints, complaints.audit, report.report, customers.customers,
+                promises.promises_group):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from directo.core.db import MAX_OVERFLOW, POOL_SIZE
+from directo.core.hours import BusinessHours
 from directo.core.languages import SUPPORTED_LANGUAGES
 from directo.core.private_files import private_directory
 
@@ -109,6 +110,13 @@ class Config:
     login_failures_per_address: str = "30 per 5 minutes"
     # Live pages (agent page, board) one person may have open at once; opening one more closes their oldest.
     streams_per_person: int = 3
+    # The center's clock: promised calls are dated, texted and checked against opening hours in this zone.
+    time_zone: str = "Europe/Madrid"
+    business_hours: str = "Mon-Fri 09:00-19:00"
+    # How long only the agent who promised a call may keep it once it is due; then anyone who speaks the language.
+    promise_grace_minutes: int = 10
+    # How long after its time a promised call still counts as kept on time (tries to reach the customer go on).
+    promise_window_minutes: int = 30
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -153,6 +161,10 @@ class Config:
             login_failures_per_identity=env.get("LOGIN_FAILURES_PER_IDENTITY", cls.login_failures_per_identity),
             login_failures_per_address=env.get("LOGIN_FAILURES_PER_ADDRESS", cls.login_failures_per_address),
             streams_per_person=int(env.get("STREAMS_PER_PERSON", cls.streams_per_person)),
+            time_zone=env.get("TIME_ZONE", cls.time_zone),
+            business_hours=env.get("BUSINESS_HOURS", cls.business_hours),
+            promise_grace_minutes=int(env.get("PROMISE_GRACE_MINUTES", cls.promise_grace_minutes)),
+            promise_window_minutes=int(env.get("PROMISE_WINDOW_MINUTES", cls.promise_window_minutes)),
         )
         if config.recording_format not in RECORDING_FORMATS:
             raise ValueError(f"RECORDING_FORMAT={config.recording_format!r}: use {' or '.join(RECORDING_FORMATS)}")
@@ -165,7 +177,14 @@ class Config:
                 raise ValueError(f"{name.upper()}={getattr(config, name)}: give a whole number of days, 1 or more")
         if config.streams_per_person < 1:
             raise ValueError(f"STREAMS_PER_PERSON={config.streams_per_person}: a person needs at least 1 live page")
-        return replace(config, **overrides)
+        config = replace(config, **overrides)
+        BusinessHours.parse(config.business_hours, config.time_zone)  # unreadable hours stop the start, not a promise
+        return config
+
+    @property
+    def hours(self) -> BusinessHours:
+        """When promised calls may fall, on the center's clock."""
+        return BusinessHours.parse(self.business_hours, self.time_zone)
 
     @property
     def database_url_sqlalchemy(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship, validates
 
 from directo.core.states import (
     AgentStatus,
@@ -102,19 +103,58 @@ def _end_sessions(_mapper: Mapper[Agent], _connection: Any, agent: Agent) -> Non
         agent.session_version = Agent.session_version + 1  # type: ignore[assignment]
 
 
+def name_key(name: str | None) -> str | None:
+    """How a name is searched: case and accents aside (Nuñez finds Núñez), any script kept (김민준 finds itself)."""
+    if not name:
+        return None
+    bare = "".join(c for c in unicodedata.normalize("NFD", name) if unicodedata.category(c) != "Mn")
+    return " ".join(unicodedata.normalize("NFC", bare).casefold().split())
+
+
 class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # E.164; a token instead once the customer asked to be forgotten.
     phone: Mapped[str] = mapped_column(String(32), unique=True)
+    # Exactly as the customer gives it, in any script; changed only through routing/customers.py.
     name: Mapped[str | None] = mapped_column(String(200))
+    name_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    # How to say the name ("Swah-reth"), for the agent and the voice that whispers it.
+    say_as: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(8))
+    # What every agent should know before saying hello: their situation, what they asked us not to do.
+    notes: Mapped[str | None] = mapped_column(Text)
+    # Bumped by every change to the profile, so two agents editing at once cannot overwrite each other unseen.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    forgotten_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     # Kept as a counter so the screen pop needs no count(*) over the call log on every ring.
     answered_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     last_agent: Mapped[Agent | None] = relationship()
+
+    @validates("name")
+    def _keyed(self, _key: str, name: str | None) -> str | None:
+        self.name_key = name_key(name)
+        return name
+
+
+class CustomerChange(Base):
+    """One change to a customer's profile: who made it, when, what it was and what it became."""
+
+    __tablename__ = "customer_changes"
+    __table_args__ = (Index("ix_customer_changes_customer", "customer_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    by: Mapped[str] = mapped_column(String(64))
+    # One of routing.customers.FIELDS, or "forgotten".
+    field: Mapped[str] = mapped_column(String(16))
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
 
 
 class Call(Base):
@@ -205,7 +245,10 @@ class WebhookReceipt(Base):
 
 class Callback(Base):
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_state_queued", "state", "queued_at"),)
+    __table_args__ = (Index("ix_callbacks_state_queued", "state", "queued_at"),
+                      # What we owe a customer, and what was promised on a call: the screen pop's memory.
+                      Index("ix_callbacks_customer_state", "customer_id", "state"),
+                      Index("ix_callbacks_origin_call", "origin_call_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))

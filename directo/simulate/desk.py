@@ -4,6 +4,7 @@ follow-up call record what the customer said, through the same services the agen
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -14,19 +15,22 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from directo.core.models import Agent, Callback, Complaint
+from directo.core.models import Agent, Callback, Complaint, Customer
 from directo.core.models import Call as CallRow
 from directo.core.services import Services
 from directo.core.states import AgentStatus, CallbackKind, CallbackState, CallStatus, ComplaintState
+from directo.core.unit_of_work import work
 from recordings.complaints import flag
 from recordings.errors import ComplaintError, TooEarly
-from routing import agents, complaint_life, roster
+from routing import agents, complaint_life, customers, memory, roster
 from routing.complaint_life import Actor
+from routing.errors import Refused
 from routing.presence import presence
 from standin import StandIn
 from standin.model import Call, Event
 
-from .people import Habits, agent_behaviour
+from .clockwork import Clockwork
+from .people import NAMES, TOPICS, Habits, agent_behaviour
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +42,18 @@ RESOLUTION = {"explanation": "We gave you a wrong answer on a previous call.",
 # Virtual seconds between looks at a callback call's outcome, and how many looks, before the desk gives up on it.
 OUTCOME_LOOK = 2.0
 OUTCOME_LOOKS = 10
+
+
+@dataclass
+class Remembered:
+    """A returning caller's call, as its agent found it: what the last agent wrote, and whether it was shown."""
+
+    number: str
+    agent: str
+    name_shown: bool
+    notes_shown: bool
+    name: str
+    notes: str
 
 
 @dataclass
@@ -54,17 +70,25 @@ class Desk:
     """Watches the stand-in's event log and acts for the agents as people at a desk would."""
 
     def __init__(self, svc: Services, standin: StandIn, rng: random.Random, habits: Habits,
-                 complaint_rate: float, base_url: str) -> None:
+                 complaint_rate: float, base_url: str, chat: random.Random | None = None) -> None:
         self.svc = svc
         self.base_url = base_url.rstrip("/")
         self.standin = standin
         self.network = standin.network
         self.rng = rng
+        # What the agents say and write draws from its own generator: the day's other choices stay as they were.
+        self.chat = chat or random.Random(0)
         self.habits = habits
         self.complaint_rate = complaint_rate
         self.resolve_complaints = True  # owners write the resolution of the complaints they flag
+        self.promise_rate = habits.promise_rate
         self.identities: list[str] = []
         self.flagged: list[Flagged] = []
+        self.remembered: list[Remembered] = []
+        # What the agents wrote about each caller last time: (name, notes), to check the next agent is shown it.
+        self.written: dict[str, tuple[str, str]] = {}
+        self.clockwork = Clockwork(svc, standin.network.scheduler.time_scale, self.later,
+                                   lambda: standin.network.now, f"{self.base_url}/voice/complaints/sms-status")
         self.action_errors: list[str] = []
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sim-desk")
         self._lock = threading.Lock()
@@ -79,6 +103,11 @@ class Desk:
         identities = [f"{prefix}-{n:02d}" for n in range(1, count + 1)]
         with self.svc.db.session() as session:
             existing = set(session.scalars(select(Agent.identity).where(Agent.identity.in_(identities))))
+            earlier = set(session.scalars(select(Agent.identity).where(
+                Agent.identity.like(f"{prefix}-%"), Agent.active.is_(True), Agent.status != AgentStatus.OFFLINE)))
+        for identity in sorted(earlier - set(identities)):  # an earlier run's simulated agents go home
+            with contextlib.suppress(Refused):
+                agents.set_status(self.svc, identity, AgentStatus.OFFLINE)
         for n, identity in enumerate(identities, 1):
             if identity not in existing:
                 roster.add_agent(self.svc, identity, f"Simulated agent {n}", ["es", "en"])
@@ -92,6 +121,7 @@ class Desk:
         return self
 
     def stop(self) -> None:
+        self.clockwork.stop()
         self._stop.set()
         self._watcher.join(5)
         self._pool.shutdown(wait=True)
@@ -149,8 +179,11 @@ class Desk:
             return
         status = event["status"]
         if status == CallStatus.IN_PROGRESS:
+            talk = getattr(leg.behaviour, "talk", None) or 60.0
+            if leg.parent is not None:  # a caller's call: read the screen pop, then note what they said
+                parent = leg.parent.sid
+                self.later(talk * self.chat.uniform(0.05, 0.15), lambda: self._converse(parent, identity))
             if leg.parent is not None and self.rng.random() < self.complaint_rate:
-                talk = getattr(leg.behaviour, "talk", None) or 60.0
                 self.later(talk * self.rng.uniform(0.2, 0.6), lambda: self._complain(leg, identity))
         elif status == CallStatus.COMPLETED and leg.answered_at is not None:
             self.later(self.rng.uniform(*self.habits.wrapup), lambda: self._ready(identity, AgentStatus.WRAPUP))
@@ -168,6 +201,34 @@ class Desk:
         if state == AgentStatus.WRAPUP and float(live.get("until") or 0) < time.time() + 1:
             return
         agents.set_status(self.svc, identity, AgentStatus.AVAILABLE)
+
+    def _converse(self, call_sid: str, identity: str) -> None:
+        """What an agent does with a caller: reads what we remember of them, asks the name of a new one, notes
+        what the call was about, and now and then promises to call back with an answer."""
+        with self.svc.db.session() as session:
+            call = session.scalar(select(CallRow).where(CallRow.call_sid == call_sid))
+            customer = session.get(Customer, call.customer_id) if call is not None and call.customer_id else None
+            if call is None or customer is None or customer.forgotten_at is not None:
+                return
+            number, customer_id, call_id = customer.phone, customer.id, call.id
+            before = self.written.get(number)  # read first: what was written by then is committed by then
+            shown = memory.remember(session, customer, exclude_call=call.id)
+        if before is not None:
+            notes = [contact["notes"] for contact in shown["contacts"]]
+            self.remembered.append(Remembered(number, identity, shown["profile"]["name"] == before[0],
+                                              before[1] in notes, before[0], before[1]))
+        name = shown["profile"]["name"] or self.chat.choice(NAMES)
+        notes = f"{self.chat.choice(TOPICS)} (noted by {identity})"
+        # Two saves, as on the agent page (the notes box, then the profile), each its own unit of work.
+        with self.svc.db.session() as session:
+            session.get(CallRow, call_id).notes = notes
+        if shown["profile"]["name"] is None:
+            with work(self.svc.db) as unit:
+                customers.change(unit.session, customer_id, {"name": name}, identity, unit.now)
+        self.written[number] = (name, notes)
+        if self.chat.random() < self.promise_rate:
+            after = self.chat.uniform(*self.habits.promise_after)
+            self.clockwork.promise(call_sid, identity, after, f"an answer about: {notes.split(' (')[0].lower()}")
 
     def _complain(self, leg: Call, identity: str, tries: int = 3) -> None:
         if leg.ended or leg.parent is None:

@@ -25,11 +25,21 @@ class Habits:
     resolve_after: tuple[float, float] = (60.0, 300.0)  # an owner writes a complaint's resolution after its call
     accepts_remedy: float = 0.9  # share of customers who accept the remedy when it is explained to them
     satisfied: float = 0.85  # share of customers the follow-up finds satisfied
+    promise_rate: float = 0.1  # share of conversations in which the agent promises to call back with an answer
+    promise_after: tuple[float, float] = (600.0, 2400.0)  # how far ahead such a promise falls
 
     @property
     def handling_seconds(self) -> float:
         """What one answered call costs an agent on average: rings, talk, wrap-up."""
         return sum((low + high) / 2 for low, high in (self.ring, self.talk, self.wrapup))
+
+
+# Names as customers give them: accents, apostrophes and other scripts are kept exactly.
+NAMES = ("Lucía Núñez", "José Ibáñez", "Seán O'Brien", "김민준", "Zoë Çelik", "Begoña Azcárate", "Mary-Jane Smith",
+         "Joaquín Suárez", "Ana María Peña", "Chloé Martín")
+# What callers call about, as an agent notes it.
+TOPICS = ("Charged twice on the March invoice", "Wants to move the delivery to Friday", "Router keeps dropping",
+          "Asks for a copy of the contract", "New address for the bills", "Refund not received yet")
 
 
 def agent_behaviour(rng: random.Random, habits: Habits) -> Callable[[], Behaviour]:

@@ -75,7 +75,7 @@ class Simulation:
                                upstreams={options.base_url: options.upstreams} if options.upstreams else None)
         self.network = self.standin.network
         self.desk = Desk(svc, self.standin, random.Random(options.seed + 1), options.habits, options.complaint_rate,
-                         options.base_url)
+                         options.base_url, chat=random.Random(options.seed + 3))
         self.population = Population(random.Random(options.seed + 2))
         self.roots: list[Call] = []
         self._lock = threading.Lock()
@@ -196,6 +196,8 @@ class Simulation:
         with self.svc.db.session() as session:
             ids = select(CallRow.id).where(CallRow.call_sid.in_(sids))
             promised = select(CallRow.callback_id).where(CallRow.call_sid.in_(sids))
+            callbacks = session.scalar(select(func.count()).select_from(Callback).where(
+                Callback.id.in_(promised) | Callback.origin_call_id.in_(ids), Callback.state.in_(OPEN)))
             complaints = select(Complaint.id).where(Complaint.call_id.in_(ids))
             # Promised call-backs, and the calls the run's complaints are owed today (not the follow-ups, a week on).
             callbacks = session.scalar(select(func.count()).select_from(Callback).where(
@@ -207,7 +209,8 @@ class Simulation:
         return bool(callbacks or sms or messages or self.desk.busy)
 
     def summary(self) -> Summary:
-        summary = summarise(self.svc, self.network, list(self.roots), self.agents, list(self.desk.flagged))
+        summary = summarise(self.svc, self.network, list(self.roots), self.agents, list(self.desk.flagged),
+                            list(self.desk.remembered))
         summary.run = self.facts()
         return summary
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from directo.core.models import Agent, Callback, Complaint, Recording, utcnow
 from directo.core.models import Call as CallRow
-from directo.core.models import Callback, Complaint, Recording
 from directo.core.states import (
     CLOSED,
     MESSAGE_STATUS,
@@ -23,7 +23,8 @@ from directo.core.states import (
     ToldVia,
 )
 from recordings import audit, register
-from routing import compliance
+from routing import agents, compliance, promise_report
+from routing.errors import Conflict
 from routing.presence import presence
 from standin import Answer
 from standin.model import Call
@@ -259,6 +260,82 @@ def _complaint_life(sim: Simulation, name: str, satisfied: bool) -> Outcome:
     return outcome
 
 
+# "I will call you in two hours with the answer": the promise the scenarios make, in simulated seconds.
+PROMISE_AFTER = 2 * 3600.0
+
+
+def _promised_on_a_call(sim: Simulation, owner: str, other: str) -> tuple[Caller, Call, int]:
+    """The owner takes a new caller's call (the other agent is away meanwhile) and, during it, promises to call
+    back in two simulated hours; the customer will answer that call."""
+    agents.set_status(sim.svc, other, AgentStatus.AWAY)
+    sim.desk.promise_rate = 0.0  # only the scripted promise
+    for identity in (owner, other):
+        sim.network.set_behaviour(f"client:{identity}", Answer(after=1, talk=120))
+    caller = _caller(sim)
+    call = sim.place(caller)
+    sim.network.set_behaviour(caller.number, Answer(after=3, talk=60))
+    sim.network.wait_until(lambda _: person_leg(call, {f"client:{owner}"}) is not None, timeout=30)
+    promised = sim.desk.clockwork.promise(call.sid, owner, PROMISE_AFTER, "the refund of the March invoice")
+    sim.wait(call)
+    return caller, call, promised
+
+
+def _kept(sim: Simulation, promised: int, after: float) -> Any:
+    """Wait (real seconds) for the promise to be kept or missed, through the simulated hours before it."""
+    timeout = after * sim.options.time_scale + sim.options.settle_seconds
+    return eventually(lambda: (found := _row(sim, Callback, Callback.id == promised)) is not None
+                      and found.state in CLOSED and found, timeout)
+
+
+def _keeper(sim: Simulation, promised: int) -> str | None:
+    """The agent who took the promise's call."""
+    with sim.svc.db.session() as session:
+        return session.scalar(select(Agent.identity).join(Callback, Callback.agent_id == Agent.id)
+                              .where(Callback.id == promised))
+
+
+def _promise_legs(sim: Simulation, promised: int) -> list[Call]:
+    """The agent-first calls placed to keep this promise, in the order they were placed."""
+    with sim.svc.db.session() as session:
+        sids = set(session.scalars(select(CallRow.call_sid).where(CallRow.callback_id == promised)))
+    return sorted((leg for leg in sim.network.calls if leg.sid in sids), key=lambda leg: leg.created_at)
+
+
+def _promise_checks(sim: Simulation, caller: Caller, promised: int, final: Any) -> list[Check]:
+    texts = [m for m in sim.network.messages if m.to == caller.number]
+    reached = [leg for leg in sim.network.calls if leg.to == caller.number and leg.answered_at is not None]
+    return [
+        Check("the promise is saved at once, owned by the agent who made it", promised is not None),
+        Check("the customer is texted the date and time in their language",
+              any(MESSAGE_STATUS.get(m.status) == SmsState.DELIVERED and "Le llamaremos el" in m.body
+                  for m in texts), texts[0].body if texts else "no text"),
+        Check("the customer is reached at the promised time", bool(reached) and final is not None
+              and final.state == CallbackState.DONE, f"state {getattr(final, 'state', None)}"),
+    ]
+
+
+def promise_kept(sim: Simulation) -> Outcome:
+    """An agent promises a call in two simulated hours; at that time the owner is rung first and reaches the
+    customer, although another agent is free too."""
+    owner, other = sim.staff(2)
+    caller, _call, promised = _promised_on_a_call(sim, owner, other)
+    agents.set_status(sim.svc, other, AgentStatus.AVAILABLE)  # both free when it falls due
+    due = sim.desk.clockwork.due_at(promised) or 0.0
+    final = _kept(sim, promised, PROMISE_AFTER)
+    sim.settle(5)
+    legs = _promise_legs(sim, promised)
+    outcome = Outcome("promise-kept", sim.summary())
+    outcome.checks = [
+        *_promise_checks(sim, caller, promised, final),
+        Check("nobody is rung for it before its time", all(leg.created_at >= due for leg in legs),
+              f"due at t={due:.0f}s, rung at " + ", ".join(f"t={leg.created_at:.0f}s" for leg in legs)),
+        Check("its owner is the one rung, and keeps it", bool(legs) and legs[0].to == f"client:{owner}"
+              and _keeper(sim, promised) == owner,
+              f"rung {legs[0].to if legs else 'nobody'}"),
+    ]
+    return outcome
+
+
 def complaint_resolved(sim: Simulation) -> Outcome:
     """The whole life of a complaint that ends with a satisfied customer."""
     return _complaint_life(sim, "complaint-resolved", satisfied=True)
@@ -269,10 +346,57 @@ def complaint_reopened(sim: Simulation) -> Outcome:
     return _complaint_life(sim, "complaint-reopened", satisfied=False)
 
 
+def promise_owner_away(sim: Simulation) -> Outcome:
+    """The owner is away when their promise falls due: after the grace window another agent who speaks the
+    customer's language takes it, with the whole context, and the board says the owner missed it."""
+    owner, other = sim.staff(2)
+    caller, _call, promised = _promised_on_a_call(sim, owner, other)
+    _away_once_free(sim, owner)
+    agents.set_status(sim.svc, other, AgentStatus.AVAILABLE)
+    due = sim.desk.clockwork.due_at(promised) or 0.0
+    final = _kept(sim, promised, PROMISE_AFTER + sim.desk.clockwork.grace)
+    sim.settle(5)
+    legs = _promise_legs(sim, promised)
+    grace = sim.desk.clockwork.grace
+    with sim.svc.db.session() as session:
+        board = promise_report.board(session, sim.svc.config, utcnow())
+    missed = [m for m in board["owner_missed"] if m["owner"] == owner]
+    outcome = Outcome("promise-owner-away", sim.summary())
+    outcome.checks = [
+        *_promise_checks(sim, caller, promised, final),
+        Check("nobody is rung for it inside its owner's grace window",
+              all(leg.created_at >= due + grace for leg in legs),
+              f"due at t={due:.0f}s, grace {grace:.0f}s, rung at "
+              + ", ".join(f"t={leg.created_at:.0f}s" for leg in legs)),
+        Check("another agent takes it after the grace window", bool(legs) and legs[0].to == f"client:{other}"
+              and _keeper(sim, promised) == other,
+              f"rung {legs[0].to if legs else 'nobody'}"),
+        Check("the board shows the owner missed it", bool(missed), str(missed)),
+    ]
+    return outcome
+
+
+def _away_once_free(sim: Simulation, identity: str) -> None:
+    """The owner leaves their desk once their call lets them (its last webhooks may still be on their way), after
+    their own "ready" at the end of the wrap-up, which would otherwise undo it."""
+    sim.desk.idle()
+
+    def left() -> bool:
+        try:
+            agents.set_status(sim.svc, identity, AgentStatus.AWAY)
+        except Conflict:
+            return False
+        return True
+
+    eventually(left, 30)
+
+
 SCENARIOS: dict[str, Callable[[Simulation], Outcome]] = {
     "returning-caller": returning_caller,
     "all-busy-callback": all_busy_callback,
     "complaint-acknowledged": complaint_acknowledged,
     "complaint-resolved": complaint_resolved,
     "complaint-reopened": complaint_reopened,
+    "promise-kept": promise_kept,
+    "promise-owner-away": promise_owner_away,
 }

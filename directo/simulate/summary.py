@@ -11,13 +11,23 @@ from typing import Any
 from sqlalchemy import select
 
 from directo.core.models import Call as CallRow
-from directo.core.models import Callback, Complaint, SmsMessage
+from directo.core.models import Callback, Complaint, SmsMessage, utcnow
 from directo.core.services import Services
-from directo.core.states import MESSAGE_STATUS, OPEN, CallbackState, Direction, SmsState, SmsTopic, ToldVia
+from directo.core.states import (
+    MESSAGE_STATUS,
+    OPEN,
+    CallbackKind,
+    CallbackState,
+    Direction,
+    SmsState,
+    SmsTopic,
+    ToldVia,
+)
+from routing.promise_report import LATE, MISSED, ON_TIME, WAITING, owner_missed, standing
 from standin.model import Call, Message
 from standin.network import Network
 
-from .desk import Flagged
+from .desk import Flagged, Remembered
 
 
 @dataclass
@@ -38,6 +48,8 @@ class Summary:
     answer_seconds: dict[str, float] = field(default_factory=dict)
     callbacks: dict[str, int] = field(default_factory=dict)
     complaints: dict[str, int] = field(default_factory=dict)
+    promises: dict[str, int] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
     webhooks: int = 0
     violations: list[Violation] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +78,9 @@ class Summary:
             .format(**self.complaints),
             "  then: resolved {resolved}, customer told {told} (by SMS {told_by_sms}), verified {verified} "
             "(satisfied {satisfied}, reopened {reopened})".format(**self.complaints),
+            "Promises with a date: made {made}, kept on time {on time}, late {late}, missed {missed}, "
+            "kept by another agent (owner missed) {owner missed}, still waiting {waiting}".format(**self.promises),
+            _memory_line(self.memory),
             f"Webhooks answered: {self.webhooks}",
         ]
         if self.violations:
@@ -74,6 +89,18 @@ class Summary:
         else:
             lines.append("Invariant violations: none")
         return "\n".join(lines)
+
+
+def _memory_line(memory: dict[str, Any]) -> str:
+    """Whether returning callers' agents were shown what the last agent wrote, with one of them as an example."""
+    if not memory.get("returning"):
+        return "Returning callers shown the last call's notes and name: none returned"
+    line = (f"Returning callers shown the last call's notes: {memory['notes_shown']}/{memory['returning']}, "
+            f"their name: {memory['name_shown']}/{memory['returning']}")
+    example = memory.get("example")
+    if example:
+        line += f"\n  e.g. {example['agent']} greeted {example['name']}, whose last call noted: \"{example['notes']}\""
+    return line
 
 
 def _pct(part: int, whole: int) -> str:
@@ -97,7 +124,7 @@ def person_leg(root: Call, agents: set[str]) -> Call | None:
 
 
 def summarise(svc: Services, network: Network, roots: list[Call], agents: list[str],
-              flagged: list[Flagged]) -> Summary:
+              flagged: list[Flagged], remembered: list[Remembered] | None = None) -> Summary:
     """Count outcomes for this run's calls only: the database may hold earlier runs and real work."""
     endpoints = {f"client:{identity}" for identity in agents}
     sids = [root.sid for root in roots]
@@ -110,6 +137,8 @@ def summarise(svc: Services, network: Network, roots: list[Call], agents: list[s
         complaints = list(session.scalars(select(Complaint).where(Complaint.call_id.in_(ids))))
         sms = list(session.scalars(
             select(SmsMessage).where(SmsMessage.complaint_id.in_([c.id for c in complaints]))))
+        made = list(session.scalars(select(Callback).where(Callback.kind == CallbackKind.PROMISE,
+                                                           Callback.origin_call_id.in_(ids))))
         session.expunge_all()
     summary = Summary(calls=len(roots))
     violations = summary.violations
@@ -143,7 +172,30 @@ def summarise(svc: Services, network: Network, roots: list[Call], agents: list[s
     reached = {root.from_ for root in roots if person_leg(root, endpoints) is not None}
     summary.callbacks = callback_counts(callbacks, legs, reached, violations)
     summary.complaints = complaint_counts(complaints, sms, flagged, network.messages, violations)
+    summary.promises = promise_counts(made)
+    summary.memory = memory_counts(remembered or [], violations)
     return summary
+
+
+def promise_counts(made: list[Callback]) -> dict[str, int]:
+    """Dated promises made on this run's calls: kept on time, late, missed, kept by someone else, still waiting."""
+    standings = [standing(callback, utcnow()) for callback in made]
+    return {"made": len(made), "on time": standings.count(ON_TIME), "late": standings.count(LATE),
+            "missed": standings.count(MISSED), "waiting": standings.count(WAITING),
+            "owner missed": sum(owner_missed(callback) for callback in made)}
+
+
+def memory_counts(remembered: list[Remembered], violations: list[Violation]) -> dict[str, Any]:
+    """A returning caller's agent not shown what the last agent wrote is a broken promise of the memory."""
+    for seen in remembered:
+        if not (seen.notes_shown and seen.name_shown):
+            violations.append(Violation("memory not shown", f"{seen.agent} answered {seen.number} without "
+                                                            f"{'the notes' if not seen.notes_shown else 'the name'} "
+                                                            "the last agent wrote"))
+    example = next((r for r in remembered if r.notes_shown and r.name_shown), None)
+    return {"returning": len(remembered), "notes_shown": sum(r.notes_shown for r in remembered),
+            "name_shown": sum(r.name_shown for r in remembered),
+            "example": {"agent": example.agent, "name": example.name, "notes": example.notes} if example else None}
 
 
 def overlapping_offers(legs: list[Call], endpoints: set[str]) -> list[Violation]:

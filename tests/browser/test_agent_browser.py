@@ -38,16 +38,21 @@ class OverHttp:
         return SimpleNamespace(status_code=response.status_code, get_data=lambda as_text=True: response.text)
 
 
+def chromium(playwright):
+    """Debian's chromium, headless, quiet: no network of its own besides the pages it is sent to."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    )
+
+
 @pytest.fixture
 def browser_page(live_server) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
+        browser = chromium(playwright)
         context = browser.new_context(viewport=LAPTOP, locale="es-ES")
         page = context.new_page()
         page.set_default_timeout(10_000)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from directo.core.models import Agent, Call, Callback, Complaint, Customer, utcnow
 from directo.core.services import Services
 from directo.core.states import OPEN, UNFINISHED, AgentStatus, CallbackState, CallOutcome, Direction, SmsState
+from routing import promise_report
 from routing.callback_report import flag
 from routing.presence import presence
 
@@ -116,6 +117,7 @@ def who_is_on_what(svc: Services) -> dict[str, Any]:
         who = _on_calls(session, live)
         waiting = session.execute(select(func.count(), func.min(Callback.promised_by))
                                   .where(Callback.state.in_(OPEN))).one()
+        promises = promise_report.board(session, svc.config, now)
     agents = []
     for person in people:
         if not person.active:
@@ -132,6 +134,7 @@ def who_is_on_what(svc: Services) -> dict[str, Any]:
         "waiting_callbacks": waiting[0],
         "oldest_promise": oldest.isoformat() if oldest else None,
         "oldest_flag": flag(CallbackState.QUEUED, oldest, now) if oldest else None,
+        "promises": promises,
     }
 
 

@@ -123,7 +123,7 @@
     const canWrite = Boolean(currentSid);
     $("flag-complaint").disabled = !canWrite;
     $("save-notes").disabled = !canWrite;
-    // Other parts of the page (the complaint panel) open on what this call is about.
+    // Other parts of the page (the complaint panel, the customer memory in memory.js) draw from the same context.
     document.dispatchEvent(new CustomEvent("directo:context", { detail: context }));
   }
 

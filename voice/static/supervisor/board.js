@@ -47,6 +47,8 @@
     const flag = document.getElementById("oldest-flag");
     flag.hidden = !board.oldest_flag;
     flag.textContent = board.oldest_flag || "";
+    // Other parts of the board (promises.js) draw their own sections from the same snapshot.
+    document.dispatchEvent(new CustomEvent("directo:board", { detail: board }));
   }
   // Each agent's row carries `v`, the version of its presence (Redis's clock when it changed): whatever arrives
   // later but was read earlier (a snapshot taken before a change already pushed) never undoes a newer state.
