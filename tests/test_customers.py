@@ -155,6 +155,8 @@ def _first_call_with_notes(services, twilio, page: AgentPage) -> int:
         "name": "Lucía Núñez", "say_as": "loo-THEE-a NOO-nyeth", "notes": "Widow; asked us never to call on Sundays.",
         "revision": context["customer"]["revision"]})
     assert saved.status_code == 200, saved.json
+    # Only the agent who took the call writes its notes: ana answers first.
+    twilio.agent_leg(dial_of(first).find("Client").get("statusCallback"), "CA01", "in-progress", "client:ana")
     assert page.post("/agent/calls/CA01/notes", {"notes": "Refund of the March invoice promised."}).status_code == 200
     complete_call(twilio, first, "CA01", "ana")
     return customer_id
