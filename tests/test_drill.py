@@ -92,7 +92,7 @@ class Host:
         env = dict(env, DIRECTO_DATA_DIR=str(data))
         web = [sys.executable, "-m", "gunicorn", "--config", "python:voice.gunicorn_conf", "--bind",
                f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"]
-        worker = [sys.executable, "-m", "directo.cli", "worker"]
+        worker = [sys.executable, "-m", "directo.cli", "worker", "--verbose"]  # the periodic runs are read from the log
         processes = [subprocess.Popen(argv, cwd=TOP, env=env, start_new_session=True, stderr=subprocess.STDOUT,
                                       stdout=(logs / f"{name}-{kind}.log").open("ab"))
                      for kind, argv in (("web", web), ("worker", worker))]
