@@ -18,10 +18,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from harness import migrated_from_nothing
 from sqlalchemy import func, insert, select, text
 
 from directo.core.db import Database
-from directo.core.models import Agent, Base, Call, Customer
+from directo.core.models import Agent, Call, Customer
 from directo.core.states import AgentStatus, CallOutcome, Direction, Role
 from voice.supervisor.call_log import Filters, csv_stream, encode_cursor, page
 
@@ -83,12 +84,7 @@ def timed(action: Callable[[], object], repeat: int = 7) -> tuple[float, float]:
 
 
 def measure(url: str, calls: int) -> None:
-    db = Database(url)
-    if db.engine.dialect.name == "postgresql":  # a rerun starts from nothing (SQLite always gets a fresh file)
-        with db.engine.begin() as connection:
-            for table in [*Base.metadata.tables, "alembic_version"]:
-                connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-    db.migrate()
+    db = migrated_from_nothing(url)
     print(f"\n{db.engine.dialect.name}: seeding {calls:,} calls ...", flush=True)
     print(f"  seeded in {seed(db, calls):.0f} s", flush=True)
     with db.session() as session:

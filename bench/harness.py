@@ -15,16 +15,30 @@ TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 
 import requests  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from directo.core.config import Config  # noqa: E402
-from directo.core.db import fresh_database  # noqa: E402
+from directo.core.db import Database, fresh_database  # noqa: E402
 from directo.core.embedded_redis import EmbeddedRedis  # noqa: E402
+from directo.core.models import Base  # noqa: E402
 from directo.core.services import Services  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def migrated_from_nothing(url: str) -> Database:
+    """The database at `url`, its tables dropped and migrated again, so a rerun of a seeding bench starts from
+    nothing (SQLite always gets a fresh file)."""
+    db = Database(url)
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as connection:
+            for table in [*Base.metadata.tables, "alembic_version"]:
+                connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    db.migrate()
+    return db
 
 
 @contextmanager

@@ -27,7 +27,7 @@ import requests
 from harness import gunicorn, percentile, private_stack
 from twilio.request_validator import RequestValidator
 
-from directo.core.states import AgentStatus
+from directo.core.states import AgentStatus, CallStatus
 from routing import agents as admin
 from routing import roster
 
@@ -43,7 +43,7 @@ def incoming(base: str, sid: str, caller: int) -> tuple[float, float] | None:
     """(server ms, client ms) of one routed call; None when it failed or took longer than Twilio waits (15 s)."""
     url = base + "/voice/incoming"
     params = {"CallSid": sid, "From": f"+3460{caller:07d}", "To": "+34910000000", "AccountSid": "AC" + "0" * 32,
-              "CallStatus": "ringing", "Direction": "inbound"}
+              "CallStatus": CallStatus.RINGING, "Direction": "inbound"}
     headers = {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, params)}
     started = time.perf_counter()
     try:

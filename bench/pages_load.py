@@ -37,6 +37,7 @@ import requests
 from harness import TOP, percentile, private_stack
 from twilio.request_validator import RequestValidator
 
+from directo.core.states import AgentStatus, CallStatus
 from routing import agents as admin
 from routing import roster
 
@@ -64,7 +65,7 @@ def signed_post(url: str, params: dict[str, str]) -> requests.Response:
 def one_call(base: str, sid: str, caller: str, talk: float) -> Call:
     """A call as Twilio places it: routed to a person, who answers, talks for `talk` seconds and hangs up."""
     params = {"CallSid": sid, "From": caller, "To": "+34910000000", "AccountSid": "AC" + "0" * 32,
-              "CallStatus": "ringing", "Direction": "inbound"}
+              "CallStatus": CallStatus.RINGING, "Direction": "inbound"}
     sent = time.time()
     started = time.perf_counter()
     response = signed_post(base + "/voice/incoming", params)
@@ -252,7 +253,7 @@ def main() -> None:
         people = []
         for i in range(args.agents):
             roster.add_agent(svc, f"agent{i:04d}", f"Agent {i}", ["es", "en"])
-            admin.set_status(svc, f"agent{i:04d}", "available")
+            admin.set_status(svc, f"agent{i:04d}", AgentStatus.AVAILABLE)
             people.append((f"agent{i:04d}", False, session_cookie(SECRET, f"agent{i:04d}")))
         for i in range(args.boards):
             roster.add_agent(svc, f"super{i:02d}", f"Supervisor {i}", ["es"], role="supervisor")

@@ -20,12 +20,13 @@ from typing import Any
 
 from call_log import END, timed
 from call_log import seed as seed_calls
+from harness import migrated_from_nothing
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from directo.core.db import Database
-from directo.core.models import Base, Call, Callback, Complaint, Customer, Recording
-from directo.core.states import CallbackKind, CallbackState, CallOutcome, Direction
+from directo.core.models import Call, Callback, Complaint, Customer, Recording
+from directo.core.states import CallbackKind, CallbackState, CallOutcome, Direction, RecordingState
 from routing import memory
 
 LONG = 1  # the customer given a long history
@@ -42,7 +43,7 @@ def _history(db: Database, calls: int) -> None:
                  "notes": f"call {n}: what was said, in a sentence or two"} for n in range(calls)]
         connection.execute(insert(Call.__table__), rows)
         reasons = [{"twilio_sid": f"RE{n:032x}", "call_sid": f"CAlong{n:026x}", "kind": "callback-reason",
-                    "source_url": "x", "state": "stored", "created_at": END} for n in range(0, calls, 10)]
+                    "source_url": "x", "state": RecordingState.STORED, "created_at": END} for n in range(0, calls, 10)]
         connection.execute(insert(Recording.__table__), reasons)
         recording_ids = connection.execute(select(Recording.id).order_by(Recording.id)).scalars().all()
         callbacks: list[dict[str, Any]] = []
@@ -64,7 +65,8 @@ def _history(db: Database, calls: int) -> None:
         connection.execute(insert(Complaint.__table__), [
             {"reference": f"R-2026-{n:06}", "call_id": base + n + 1, "customer_id": LONG, "agent_id": 1,
              "phone": phone, "language": "es", "summary": "charged twice", "flagged_by": "agent01",
-             "flagged_at": END} for n in range(0, calls, 50)])
+             "flagged_at": END, "due_at": END + timedelta(days=15),
+             "first_due_at": END + timedelta(days=15)} for n in range(0, calls, 50)])
         connection.execute(text("ANALYZE"))
 
 
@@ -81,17 +83,14 @@ def _before(session: Session, customer_id: int) -> object:
 
 
 def measure(url: str, calls: int, history: int) -> None:
-    db = Database(url)
-    if db.engine.dialect.name == "postgresql":
-        with db.engine.begin() as connection:
-            for table in [*Base.metadata.tables, "alembic_version"]:
-                connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-    db.migrate()
+    db = migrated_from_nothing(url)
     print(f"\n{db.engine.dialect.name}: seeding {calls:,} calls and a customer with {history:,} ...", flush=True)
     print(f"  seeded in {seed_calls(db, calls):.0f} s", flush=True)
     _history(db, history)
     print(f"  {'customer':28} {'before: median ms':>18} {'memory: median ms':>18} {'memory worst ms':>16}")
-    for label, customer_id in ((f"long history ({history:,} calls)", LONG), ("ordinary", 4242)):
+    with db.session() as session:  # an ordinary caller: whoever made the call halfway through the seeding
+        ordinary = session.scalar(select(Call.customer_id).where(Call.id == calls // 2))
+    for label, customer_id in ((f"long history ({history:,} calls)", LONG), ("ordinary", ordinary)):
         with db.session() as session:
             customer = session.get(Customer, customer_id)
             before, _ = timed(lambda: _before(session, customer_id), repeat=25)  # noqa: B023
