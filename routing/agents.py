@@ -132,7 +132,7 @@ def restore_presence(svc: Services) -> int:
     live_state = presence(svc)
     with svc.db.session() as session:
         agents = session.scalars(select(Agent).where(Agent.active.is_(True))).all()
-        engaged = _engaged(session, svc.config.ring_timeout_seconds, now)
+        engaged = engaged_on_record(session, svc.config.ring_timeout_seconds, now)
     restored = 0
     for agent in agents:
         if live_state.known(agent.identity):
@@ -158,7 +158,7 @@ def ensure_presence(svc: Services) -> bool:
     return True
 
 
-def _engaged(session: Session, ring_seconds: int, now: datetime) -> dict[int, tuple[str, str]]:
+def engaged_on_record(session: Session, ring_seconds: int, now: datetime) -> dict[int, tuple[str, str]]:
     """Agent id -> (presence status, what they hold) for the calls and callbacks the database says are under way.
 
     An unanswered ring lasts at most the ring timeout and a Twilio call at most four hours, so older records

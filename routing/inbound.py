@@ -228,10 +228,15 @@ class InboundCall:
         )
 
     def _ring_everyone(self, call_id: int, sid: str, caller: CallerContext) -> VoiceResponse:
-        people = self.session.scalars(
+        """Without presence, everyone at work is rung at once, except those the database shows on a call or
+        ringing: no agent is given a second call, even during an outage."""
+        at_work = self.session.scalars(
             select(Agent).where(Agent.active.is_(True), Agent.status != AgentStatus.OFFLINE).order_by(Agent.id)
         ).all()
-        self.unit.event(call_id, "fallback", {"agents": [a.identity for a in people]})
+        engaged = agents.engaged_on_record(self.session, self.config.ring_timeout_seconds, self.now)
+        people = [agent for agent in at_work if agent.id not in engaged]
+        self.unit.event(call_id, "fallback", {"agents": [a.identity for a in people],
+                                              "on_a_call": [a.identity for a in at_work if a.id in engaged]})
         if not people and not self.config.fallback_number:
             return twiml.say_and_hang_up(caller.language, "trouble")
         return twiml.ring_everyone(

@@ -13,7 +13,8 @@ from test_incoming import add, client_identity, dial_of
 
 from directo.core.db import fresh_database
 from directo.core.jobs import use_services
-from directo.core.models import Agent, Call
+from directo.core.models import Agent, Call, utcnow
+from directo.core.states import AgentStatus, CallOutcome, Direction
 from routing.callback_jobs import sweep
 from routing.presence import presence
 from voice import create_app
@@ -41,6 +42,29 @@ def test_redis_outage_rings_every_agent_at_work_and_records_the_call(config, cle
         with services.db.session() as session:
             call = session.scalar(select(Call).where(Call.call_sid == "CA1"))
             assert call.outcome == "fallback" and call.caller == "+34600111222"
+    finally:
+        services.close()
+
+
+def test_redis_outage_does_not_ring_an_agent_the_database_shows_on_a_call(config, clean) -> None:
+    app = create_app(replace(config, redis_url=UNREACHABLE))
+    services = app.extensions["directo"]
+    try:
+        with services.db.session() as session:
+            people = {identity: Agent(identity=identity, name=identity.title(), status=AgentStatus.AVAILABLE)
+                      for identity in ("ana", "bea", "cy")}
+            for agent in people.values():
+                agent.languages = ["es"]
+                session.add(agent)
+            session.flush()
+            now = utcnow()
+            session.add_all([
+                Call(call_sid="CAtalking", direction=Direction.INBOUND, caller="+34600000001", language="es",
+                     agent_id=people["ana"].id, started_at=now, answered_at=now, outcome=CallOutcome.ANSWERED),
+                Call(call_sid="CAringing", direction=Direction.INBOUND, caller="+34600000002", language="es",
+                     agent_id=people["cy"].id, started_at=now, outcome=CallOutcome.RINGING)])
+        answer = TwilioWebhooks(app.test_client()).incoming("CA1")
+        assert [c.find("Identity").text for c in answer.xml.find("Dial").findall("Client")] == ["bea"]
     finally:
         services.close()
 
