@@ -78,6 +78,12 @@ def on_the_line(svc: Services, identity: str, holding: str) -> bool:
                                                       call=holding)))
 
 
+def took_unreserved(svc: Services, identity: str, call_sid: str) -> bool:
+    """Whoever answered a call that rang everyone (an outage's fallback) held no reservation for it: busy on it
+    from now, so that no other call rings them, unless they already hold another."""
+    return bool(live(lambda: presence(svc).transition(identity, AgentStatus.BUSY, expect_call="", call=call_sid)))
+
+
 def release(svc: Services, identity: str, holding: str) -> bool:
     """What held the agent is over before it began (a replay, a lost race, a call never placed): free again with
     their idle time kept, and nothing offered (whoever released them decides what comes next)."""

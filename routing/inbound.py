@@ -157,7 +157,9 @@ class InboundCall:
             self._served(call)
             if call.agent is None:  # the outage fallback rang everyone: whoever answered is the agent
                 call_records.taken_by(self.session, call, form.get("To", ""))
-            if call.agent is not None:
+                if call.agent is not None:
+                    agents.took_unreserved(self.svc, call.agent.identity, call.call_sid)
+            else:
                 agents.on_the_line(self.svc, call.agent.identity, call.call_sid)
         return twiml.empty()
 
@@ -238,7 +240,9 @@ class InboundCall:
         self.unit.event(call_id, "fallback", {"agents": [a.identity for a in people],
                                               "on_a_call": [a.identity for a in at_work if a.id in engaged]})
         if not people and not self.config.fallback_number:
-            return twiml.say_and_hang_up(caller.language, "trouble")
+            # Everyone at work is on a call: the promise any caller gets when nobody is free (the record works).
+            return self._no_person(call_id, caller, "nobody_free") if at_work \
+                else twiml.say_and_hang_up(caller.language, "trouble")
         return twiml.ring_everyone(
             [twiml.AgentTarget(a.identity, a.phone) for a in people],
             caller,

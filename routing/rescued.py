@@ -21,7 +21,7 @@ from directo.core.models import Agent, Call, CallEvent, utcnow
 from directo.core.services import Services
 from directo.core.states import FINAL_CALL_STATUSES, AgentStatus, CallOutcome, CallStatus, Direction
 from directo.core.twilio_client import twilio_client
-from routing import callbacks
+from routing import agents, callbacks
 from routing.directory import CallerContext, ensure_customer, find, normalise_number
 from routing.presence import presence
 
@@ -43,6 +43,18 @@ def note(redis: Redis, call_sid: str, from_raw: str, rung: list[str], *, callbac
         logger.exception("call %s: answered by the rescue, and it could not be noted for the record", call_sid)
         return False
     return True
+
+
+def answered(svc: Services, answered_by: str, call_sid: str) -> bool:
+    """An agent answered a call the rescue rang everyone for: busy on it in the live state at once, before the
+    database (likely still failing) is asked anything, so that the next rescued call does not ring them too.
+    `answered_by` is the leg's To: client:IDENTITY, or the number of an agent's phone."""
+    if answered_by.startswith("client:"):
+        identity: str | None = answered_by.removeprefix("client:")
+    else:
+        identity = next((who for who, state in presence(svc).states().items()
+                         if answered_by and state.get("phone") == answered_by), None)
+    return identity is not None and agents.took_unreserved(svc, identity, call_sid)
 
 
 def record_rescued(svc: Services) -> int:

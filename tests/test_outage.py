@@ -63,8 +63,17 @@ def test_redis_outage_does_not_ring_an_agent_the_database_shows_on_a_call(config
                      agent_id=people["ana"].id, started_at=now, answered_at=now, outcome=CallOutcome.ANSWERED),
                 Call(call_sid="CAringing", direction=Direction.INBOUND, caller="+34600000002", language="es",
                      agent_id=people["cy"].id, started_at=now, outcome=CallOutcome.RINGING)])
-        answer = TwilioWebhooks(app.test_client()).incoming("CA1")
+        webhooks = TwilioWebhooks(app.test_client())
+        answer = webhooks.incoming("CA1")
         assert [c.find("Identity").text for c in answer.xml.find("Dial").findall("Client")] == ["bea"]
+        with services.db.session() as session:
+            session.add(Call(call_sid="CAbea", direction=Direction.INBOUND, caller="+34600000003", language="es",
+                             agent_id=people["bea"].id, started_at=now, answered_at=now, outcome=CallOutcome.ANSWERED))
+        everyone_busy = webhooks.incoming("CA2", from_="+34600000004")
+        assert everyone_busy.xml.find("Dial") is None and everyone_busy.xml.find("Record") is not None, \
+            "everyone at work is on a call: a callback is promised, as when nobody is free"
+        with services.db.session() as session:
+            assert session.scalar(select(Call).where(Call.call_sid == "CA2")).outcome == CallOutcome.CALLBACK
     finally:
         services.close()
 

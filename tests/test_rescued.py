@@ -15,6 +15,8 @@ from test_incoming import add, dial_of
 from directo.core.db import fresh_database
 from directo.core.jobs import use_services
 from directo.core.models import Call, Callback, CallEvent
+from directo.core.states import AgentStatus
+from routing.presence import presence
 from routing.rescued import NOTES, record_rescued_job
 
 
@@ -125,6 +127,21 @@ def test_the_agent_answering_a_rescued_call_puts_it_on_record_as_theirs(outage) 
     assert call.answered_at is not None and call.outcome == "answered"
     with services.db.session() as session:
         assert session.get(type(call), call.id).agent.identity == "ana"
+
+
+def test_an_agent_who_answers_a_rescued_call_is_not_rung_for_the_next_one(outage) -> None:
+    """Their answer reaches the live state before the database (still failing) is asked anything."""
+    services, twilio, database = outage
+    add(services, "ana")
+    add(services, "bea")
+    database(up=False)
+    first = dial_of(twilio.incoming("CA1", from_="+34600111222"))
+    assert sorted(c.find("Identity").text for c in first.findall("Client")) == ["ana", "bea"]
+    assert twilio.agent_leg(first.find("Client").get("statusCallback"), "CA1", "in-progress", "client:ana").status \
+        == 200
+    assert presence(services).states()["ana"]["status"] == AgentStatus.BUSY
+    second = dial_of(twilio.incoming("CA2", from_="+34600333444"))
+    assert [c.find("Identity").text for c in second.findall("Client")] == ["bea"]
 
 
 def test_flagging_a_complaint_on_a_rescued_call_puts_the_call_on_record_first(outage) -> None:

@@ -30,6 +30,8 @@ def dial_complete() -> Response:
 @twilio_signed
 def agent_leg() -> Response:
     status = request.form.get("CallStatus", "")
+    if status == CallStatus.IN_PROGRESS:
+        rescued.answered(services(), request.form.get("To", ""), request.form.get("ParentCallSid", ""))
     if status not in (CallStatus.INITIATED, CallStatus.RINGING):  # answered or over: who took it is known now
         rescued.record_one(services(), request.form.get("ParentCallSid", ""))
     return handle(f"agent-leg:{status}", lambda unit: InboundCall(hook(unit)).agent_leg(request.form))
