@@ -21,16 +21,22 @@ def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:1000]
 
 
+WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def status(queue: Queue, job_id: str) -> JobStatus | None:
+    """The job's status, None when RQ no longer knows it."""
+    try:
+        return Job.fetch(job_id, connection=queue.connection).get_status()
+    except NoSuchJobError:
+        return None
+
+
 def enqueue_once(
     queue: Queue, job_id: str, func: Callable[..., Any], *args: Any, delay: int = 0, **options: Any
 ) -> bool:
     """Queue a job unless the same job is already waiting, running or scheduled: sweeps can call this freely."""
-    try:
-        job = Job.fetch(job_id, connection=queue.connection)
-    except NoSuchJobError:
-        job = None
-    if job is not None and job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
-                                                JobStatus.DEFERRED):
+    if status(queue, job_id) in (*WAITING, JobStatus.STARTED):
         return False
     if delay:
         queue.enqueue_in(timedelta(seconds=delay), func, *args, job_id=job_id, **options)

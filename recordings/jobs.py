@@ -16,8 +16,7 @@ __all__ = ["enqueue_fetch", "resume_pending", "resume_pending_job"]
 
 def resume_pending(svc: Services) -> int:
     """Re-queue what a lost job (Redis outage, worker killed) left undone; jobs already queued are not doubled."""
-    queued = sum(sms.enqueue_send(svc, message_id, sms.status_url(svc), attempts=attempts)
-                 for message_id, attempts in sms.unsent(svc))
+    queued = sum(sms.resume(svc, message_id, attempts) for message_id, attempts in sms.unsent(svc))
     with svc.db.session() as session:
         pending = session.scalars(select(Recording.id).where(Recording.state == RecordingState.PENDING,
                                                              Recording.source_url != "")).all()

@@ -23,7 +23,7 @@ from directo.core.states import MESSAGE_STATUS, SMS_FINAL, SMS_IN_FLIGHT, SMS_RA
 from directo.core.twilio_client import twilio_client
 from directo.core.unit_of_work import Unit
 from recordings import audit
-from recordings.attempts import describe, enqueue_once, last_attempt
+from recordings.attempts import WAITING, describe, enqueue_once, last_attempt, status
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,15 @@ def enqueue_send(svc: Services, message_id: int, status_url: str | None, delay: 
     except RedisError:
         logger.exception("SMS %s: could not queue it; the sweep will", message_id)
         return False
+
+
+def resume(svc: Services, message_id: int, attempts: int) -> bool:
+    """The sweep's turn at a pending text: queued again unless one of its earlier jobs is waiting for its retry.
+    (Each attempt's job has an id of its own, so without this every sweep during a long Twilio outage would start
+    one more chain of retries for the same text.)"""
+    if any(status(svc.queue, f"sms-{message_id}-{earlier}") in WAITING for earlier in range(attempts)):
+        return False
+    return enqueue_send(svc, message_id, status_url(svc), attempts=attempts)
 
 
 def _notice(session: Session, message: SmsMessage) -> list[SmsMessage]:
@@ -102,7 +111,7 @@ def send_sms(message_id: int, status_url: str | None) -> str | None:
             extra = {"status_callback": status_url} if status_url else {}
             sent = client.messages.create(to=to, from_=config.twilio_caller_id, body=body, **extra)
     except Exception as error:
-        logger.exception("SMS %s to %s not accepted", message_id, to)
+        logger.warning("SMS %s to %s not accepted: %s", message_id, to, describe(error))  # RQ logs the traceback
         _not_accepted(svc, message_id, error)
         raise
     with svc.db.session() as session:

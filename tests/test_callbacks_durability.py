@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,9 +19,13 @@ from routing.callback_jobs import sweep
 
 
 def kill_worker(worker: subprocess.Popen) -> None:
-    """SIGKILL the worker and its work-horse: RQ starts each horse in a session of its own, out of the group."""
-    subprocess.run(["pkill", "-KILL", "-P", str(worker.pid)], check=False)
+    """SIGKILL the worker and its work-horse: RQ starts each horse in a session of its own, out of the group. The
+    worker goes first, so that it cannot see its horse die and schedule the job's retry: both die as in a crash."""
+    horses = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
     os.killpg(worker.pid, signal.SIGKILL)
+    for horse in horses:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(horse), signal.SIGKILL)
     worker.wait(timeout=10)
 
 

@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 
 from conftest import TwilioWebhooks, worker_env
+from rq.job import JobStatus
 from sqlalchemy import select, update
 from test_callbacks import add_agent
 from test_callbacks_durability import kill_worker
@@ -14,6 +15,7 @@ from test_incoming import dial_of
 
 from directo.core.models import SmsMessage, utcnow
 from recordings import audit
+from recordings.attempts import status
 from recordings.complaints import flag
 from recordings.jobs import resume_pending
 from standin import Answer
@@ -54,3 +56,23 @@ def test_worker_killed_while_sending_the_reference_loses_nothing_and_texts_once(
     with cc.services.db.session() as session:
         assert audit.verify(session).intact
         assert "sms-delivered" in [e.event for e in audit.entries(session)]
+
+
+def test_a_long_twilio_outage_keeps_one_chain_of_retries_per_text(callcenter) -> None:
+    """A failed try is retried by RQ on its schedule; the sweep, which runs every few seconds, starts no second
+    chain of retries for the same text meanwhile (it once started one per failed try, each with retries of its own,
+    and several workers could then send one text at once)."""
+    cc = callcenter
+    add_agent(cc.services, "ana")
+    hooks = TwilioWebhooks(cc.app.test_client(), base=cc.url)
+    answer = hooks.incoming("CA-complaint", from_=CALLER)
+    hooks.agent_leg(dial_of(answer).find("Client").get("statusCallback"), "CA-complaint", "in-progress", "client:ana")
+    cc.standin.faults.refuse_messages(1, status=503)
+    flag(cc.services, "CA-complaint", "ana", summary="Cobro indebido",
+         status_url=cc.url + "/voice/complaints/sms-status")
+    cc.run_jobs()
+    [text] = messages(cc.services)
+    assert text.state == "pending" and text.attempts == 1, "the first try failed"
+    assert status(cc.services.queue, "sms-1-0") == JobStatus.SCHEDULED, "RQ will try it again"
+    assert [resume_pending(cc.services) for _ in range(3)] == [0, 0, 0], "the sweep leaves it to its retry"
+    assert cc.services.queue.get_job_ids() == [] and cc.standin.network.messages == []
