@@ -38,7 +38,10 @@ def test_an_agent_whose_call_ended_while_the_app_was_unreachable_is_released(cal
     cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=30.0))
     cc.standin.faults.unreachable("/voice/dial-complete")  # the app is redeploying when the call ends:
     cc.standin.faults.unreachable("/voice/status")  # Twilio's tries fail and it moves on
-    sid = cc.place_call(CUSTOMER).wait(timeout=20).root.sid
+    placed = cc.place_call(CUSTOMER)
+    cc.until(lambda: presence(cc.services).state("ana").get("status") == "busy", jobs=False)
+    cc.standin.faults.unreachable("/voice/agent-leg")  # and the end of ana's own leg
+    sid = placed.wait(timeout=20).root.sid
     assert presence(cc.services).state("ana")["status"] == "busy", "nobody told the app the call ended"
     assert reconcile(cc) == [], "a call younger than a ring plus a minute is left alone"
 
