@@ -57,6 +57,9 @@ def test_the_next_callback_waits_for_the_end_of_the_agents_leg_then_a_short_wrap
     assert first.ended_at is None and callback_for(cc.services, OTHER).state == CallbackState.QUEUED, \
         "B is not handed to ana while her leg of A is still up"
     cc.until(lambda: first.ended_at is not None, jobs=False)
+    heard = [e.detail for e in first.find("verb", sid=first.sid)][-2:]
+    assert [verb["verb"] for verb in heard] == ["Say", "Hangup"], "one sentence, then her leg ends"
+    assert heard[0].get("text") == "El cliente no ha contestado."
     cc.until(lambda: presence(cc.services).state("ana").get("status") == AgentStatus.WRAPUP, jobs=False)
     cc.until(lambda: callback_for(cc.services, OTHER).state == CallbackState.DONE, timeout=30)
     second = next(leg for leg in cc.standin.network.legs_to("client:ana") if leg is not first)
