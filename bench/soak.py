@@ -5,7 +5,10 @@ Runs the app under gunicorn and a `directo worker` (as `directo run` does) on a 
 database, with the simulator's Twilio stand-in as the server's Twilio. Calls arrive at --rate per second from
 a population of new and repeat callers; agents answer, talk, wrap up, sometimes miss a call, flag complaints.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--rate 2] [--agents 20] [--database-url URL]
+    .venv/bin/python bench/soak.py [--minutes 10] [--rate 2 | --overload N] [--agents 20] [--database-url URL]
+
+`--overload N`: callers arrive at N times what the agents can take (their handling time: rings, talk, wrap-up),
+instead of at --rate; most are then promised a callback, and the agents spend the run keeping those promises.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from directo.core.config import Config  # noqa: E402
 from directo.core.embedded_redis import EmbeddedRedis  # noqa: E402
 from directo.core.services import Services  # noqa: E402
 from directo.simulate import Options, Simulation  # noqa: E402
+from directo.simulate.people import Habits  # noqa: E402
 from directo.simulate.run import OUR_NUMBER  # noqa: E402
 
 
@@ -34,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=float, default=2.0, help="new calls per second")
+    parser.add_argument("--overload", type=float, help="callers at N times what the agents can take (not --rate)")
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=60, help="most calls in progress at once")
     parser.add_argument("--complaint-rate", type=float, default=0.02)
@@ -42,6 +47,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5098)
     parser.add_argument("--twilio-port", type=int, default=5082)
     args = parser.parse_args()
+    if args.overload:
+        args.rate = args.overload * args.agents / (Habits().handling_seconds * args.time_scale)
 
     workdir = Path(tempfile.mkdtemp(prefix="directo-soak-"))
     redis = EmbeddedRedis(workdir / "redis")
@@ -73,7 +80,9 @@ def main() -> None:
         svc.close()
         redis.stop()
 
-    print(f"soak: {calls} calls at {args.rate}/s for {args.minutes} min, {args.agents} agents, database "
+    print(f"soak: {calls} calls at {args.rate:.2f}/s"
+          + (f" ({args.overload:g}x what the agents can take)" if args.overload else "")
+          + f" for {args.minutes} min, {args.agents} agents, database "
           f"{svc.db.engine.dialect.name}, time scale {args.time_scale}, {os.cpu_count()} cores")
     print(f"wall {elapsed:.0f} s; {calls / elapsed:.2f} calls/s and {summary.webhooks / elapsed:.1f} webhooks/s "
           f"sustained; {summary.run['simulated_seconds'] / 3600:.1f} simulated hours")

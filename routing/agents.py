@@ -95,9 +95,10 @@ def free(work: Work, svc: Services, identity: str, holding: str) -> bool:
     return _offered(work, svc, identity, release(svc, identity, holding))
 
 
-def wrap_up(work: Work, svc: Services, identity: str, holding: str) -> bool:
-    """A conversation ended: wrap-up time, then free; when it runs out they may take the oldest waiting callback."""
-    seconds = svc.config.wrapup_seconds
+def wrap_up(work: Work, svc: Services, identity: str, holding: str, seconds: int | None = None) -> bool:
+    """A call ended: wrap-up time (WRAPUP_SECONDS after a conversation, unless told), then free; when it runs out
+    they may take the oldest waiting callback."""
+    seconds = svc.config.wrapup_seconds if seconds is None else seconds
     if seconds <= 0:
         return _offered(work, svc, identity, bool(live(lambda: presence(svc).transition(
             identity, AgentStatus.AVAILABLE, expect_call=holding, since=work.now.timestamp()))))

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from directo.core.config import Config
 from directo.core.media_links import playable_url
 from directo.core.models import Callback, Complaint, Customer, Recording
 from directo.core.states import (
@@ -127,8 +128,7 @@ class CallbackCall:
                 call_records.finished(self.session, call, self.now)
             credit(self.session, callback.customer_id, agent.id)
             complaint_calls.kept(self.unit, self.svc, callback)
-            agents.wrap_up(self.unit, self.svc, agent.identity, self.key)
-            return twiml.hang_up()
+            return twiml.hang_up()  # the agent's wrap-up begins when their own leg ends (`agent_status`)
         moved = self._customer_missed(callback, status)
         if moved is None:
             return twiml.hang_up()
@@ -151,8 +151,9 @@ class CallbackCall:
             call_records.not_reached(self.session, call, CallOutcome.AGENT_NO_ANSWER, self.now)
         elif call is not None and status == CallStatus.COMPLETED:
             call_records.ended(call, self.now)
-        # A callback the customer's outcome sent back in line no longer names its agent: the attempt's record does.
-        agent = callback.agent if callback is not None and callback.agent is not None else call and call.agent
+        # The agent rung on this leg is the one its record names: the callback may have gone back in line since (it
+        # names no agent) or to another agent, who holds the same reservation and must not be moved by this leg.
+        agent = call.agent if call is not None and call.agent is not None else callback and callback.agent
         if callback is None or agent is None:
             return twiml.empty()
         if status in AGENT_GONE:
@@ -162,11 +163,13 @@ class CallbackCall:
             agents.missed_ring(self.svc, agent, self.key)
             self.unit.after_commit.append(lambda: dispatch(self.svc))
         elif status == CallStatus.COMPLETED:
-            # The agent's own leg is over, and with it what held them: the customer's outcome already decided the
-            # callback's fate, or the agent hung up before it (then the callback is tried again soon).
+            # The agent's own leg is over, and with it what held them: the only moment they may be given another
+            # call (DESIGN: an agent is free only when their own leg has ended). The customer's outcome already
+            # decided the callback's fate, or the agent hung up before it (then the callback is tried again soon).
             callbacks.requeue(self.session, self.callback_id, due_at=self.now, call_sid=sid,
                               error=f"{agent.identity} hung up before the customer answered")
-            agents.free(self.unit, self.svc, agent.identity, self.key)
+            agents.wrap_up(self.unit, self.svc, agent.identity, self.key,
+                           wrapup_after_attempt(self.config, reached=call is not None and call.answered_at is not None))
         return twiml.empty()
 
     def _customer_missed(self, callback: Callback, status: str) -> CallbackState | None:
@@ -180,6 +183,12 @@ class CallbackCall:
         return CallbackState.MISSED if callbacks.miss(
             self.session, self.callback_id, f"the customer did not answer {callback.attempts} time(s) ({status})",
             self.now) else None
+
+
+def wrapup_after_attempt(config: Config, *, reached: bool) -> int:
+    """A conversation with the customer earns the full wrap-up; an attempt that reached nobody a short one, so the
+    agent is not rung again the moment they put the phone down (and has a breath before the next customer)."""
+    return config.wrapup_seconds if reached else config.callback_attempt_wrapup_seconds
 
 
 def _spoken_number(phone: str) -> str:

@@ -125,7 +125,7 @@ class InboundCall:
                                                    "agent": agent.identity if agent else None})
         if status in CONNECTED:
             call_records.answered_before(self.session, call, self.now, form.get("DialCallDuration"))
-            self._finish_with_agent(call)
+            self._conversation_over(call)
             # A complaint flagged during the conversation keeps the caller on the line to hear its reference.
             return acknowledgement_twiml(self.session, call, self.urls) or twiml.hang_up()
         if form.get("CallStatus") in FINAL_CALL_STATUSES or status == CallStatus.CANCELED:
@@ -147,7 +147,8 @@ class InboundCall:
         return self._dial(call.id, call.call_sid, caller, next_agent, attempt=attempt + 1)
 
     def agent_leg(self, form: Mapping[str, str]) -> VoiceResponse:
-        """Progress of the agent's leg: answering is when the caller's wait ends."""
+        """Progress of the agent's leg: answering is when the caller's wait ends; its end is when the agent may
+        take another call (a wrap-up first), whatever became of the caller's leg."""
         call = call_records.find(self.session, form.get("ParentCallSid", ""))
         if call is None:
             return twiml.empty()
@@ -161,6 +162,10 @@ class InboundCall:
                     agents.took_unreserved(self.svc, call.agent.identity, call.call_sid)
             else:
                 agents.on_the_line(self.svc, call.agent.identity, call.call_sid)
+        elif status == CallStatus.COMPLETED and call.agent is not None and _leg_to(call.agent, form.get("To", "")) \
+                and agents.wrap_up(self.unit, self.svc, call.agent.identity, call.call_sid):
+            self.unit.event(call.id, "agent-wrapup", {"agent": call.agent.identity,
+                                                      "seconds": self.config.wrapup_seconds})
         return twiml.empty()
 
     def status(self, form: Mapping[str, str]) -> VoiceResponse:
@@ -171,7 +176,7 @@ class InboundCall:
             return twiml.empty()
         self.unit.event(call.id, "call-ended", {"status": status, "duration": form.get("CallDuration")})
         if call.answered_at is not None:
-            self._finish_with_agent(call)
+            self._conversation_over(call)
         elif call.outcome in UNFINISHED:
             self._abandon(call)
         call_records.ended(call, self.now)
@@ -253,18 +258,14 @@ class InboundCall:
             timeout=self.config.ring_timeout_seconds,
         )
 
-    def _finish_with_agent(self, call: Call) -> None:
-        """The conversation is over (once per call): wrap-up, and the agent becomes this customer's known agent."""
+    def _conversation_over(self, call: Call) -> None:
+        """The conversation is over (once per call): the agent becomes this customer's known agent. Their wrap-up
+        starts when their own leg ends (`agent_leg`), which may come a moment after the caller's side says so."""
         if not call_records.finished(self.session, call, self.now):
             return
         self._served(call)
-        agent = call.agent
-        if agent is None:
-            return
-        credit(self.session, call.customer_id, agent.id)
-        if agents.wrap_up(self.unit, self.svc, agent.identity, call.call_sid):
-            self.unit.event(call.id, "agent-wrapup", {"agent": agent.identity,
-                                                      "seconds": self.config.wrapup_seconds})
+        if call.agent is not None:
+            credit(self.session, call.customer_id, call.agent.id)
 
     def _served(self, call: Call) -> None:
         """A caller who reached a person no longer needs the callback they were promised."""
@@ -287,3 +288,8 @@ class InboundCall:
             identity = agent.identity
             self.unit.after_commit.append(lambda: agents.release(self.svc, identity, sid))
         return twiml.hang_up()
+
+
+def _leg_to(agent: Agent, to: str) -> bool:
+    """Whether a leg went to this agent: a later try's agent shares the caller's CallSid, never the leg's `To`."""
+    return to in (f"client:{agent.identity}", agent.phone)

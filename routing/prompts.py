@@ -48,7 +48,7 @@ PROMPTS: dict[str, dict[str, str]] = {
                                       "solución ha funcionado.",
         "whisper_reason": "Nos dijo:",
         "whisper_no_reason": "No dejó mensaje.",
-        "customer_missed": "El cliente no ha contestado. Lo volveremos a intentar más tarde.",
+        "customer_missed": "El cliente no ha contestado.",
     },
     "en": {
         "nobody_free": (
@@ -81,7 +81,7 @@ PROMPTS: dict[str, dict[str, str]] = {
         "whisper_complaint_followup": "Follow-up of complaint {reference} from {who}: ask whether the remedy worked.",
         "whisper_reason": "They said:",
         "whisper_no_reason": "They left no message.",
-        "customer_missed": "The customer did not answer. We will try again later.",
+        "customer_missed": "The customer did not answer.",
     },
 }
 

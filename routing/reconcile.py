@@ -69,34 +69,53 @@ def _call_over(svc: Services, identity: str, call_sid: str) -> bool:
     # if it does arrive later, it is a redelivery and changes nothing.
     form = {"CallSid": call_sid, "CallStatus": status, "CallDuration": duration}
     run_once(svc.db, call_sid, f"status:{status}", lambda unit: InboundCall(Webhook(svc, unit, svc.urls)).status(form))
+    # The caller's call is over, so is the agent's leg of it: its lost status callback, for their wrap-up.
+    leg = {"ParentCallSid": call_sid, "CallStatus": CallStatus.COMPLETED, "To": f"client:{identity}"}
+    run_once(svc.db, call_sid, f"agent-leg:{CallStatus.COMPLETED}",
+             lambda unit: InboundCall(Webhook(svc, unit, svc.urls)).agent_leg(leg))
     logger.warning("call %s ended (%s) without its status callback; agent %s released", call_sid, status, identity)
     return True
 
 
 def _callback_over(svc: Services, identity: str, callback_id: int) -> bool:
-    """The same for an agent held by a callback: its record, then Twilio's word on the agent's call and its child."""
+    """The same for an agent held by a callback: its record, then Twilio's word on the agent's call and its child.
+
+    A callback the customer's outcome already closed or sent back in line still holds its agent while the agent's
+    own leg is up (they hear that the customer was not reached): only that leg's end frees them, so Twilio is asked
+    about it, as for a callback still held."""
     key = callbacks.reservation_key(callback_id)
     record = _with_agent(svc, Callback, Callback.id == callback_id, Callback.state, Callback.current_call_sid)
-    if record is None or record.state not in HELD or record.identity != identity:
-        return _release(svc, identity, key)
-    agent_leg = record.current_call_sid
-    if agent_leg is None:
-        return False  # its job was lost before it dialled: the sweep places it again
+    held = record is not None and record.state in HELD and record.identity == identity
+    agent_leg = record.current_call_sid if held else _last_attempt(svc, callback_id, identity)
+    if agent_leg is None:  # held: its job was lost before it dialled, and the sweep places it again
+        return False if held else _release(svc, identity, key)
     status, _ = _ask_twilio(svc, agent_leg)
     if status not in FINAL_CALL_STATUSES:
         return False
-    customer = _customer_leg(svc, agent_leg)
+    customer = _customer_leg(svc, agent_leg) if held else None
     if customer is not None:  # the customer was dialled: their outcome decides, as the <Dial> action would have
         form = {"CallSid": agent_leg, "DialCallStatus": customer[0], "DialCallDuration": customer[1]}
         run_once(svc.db, agent_leg, f"callback:{callback_id}:customer-complete",
                  lambda unit: CallbackCall(Webhook(svc, unit, svc.urls), callback_id).customer_complete(form))
-    else:
-        form = {"CallSid": agent_leg, "CallStatus": status}
-        run_once(svc.db, agent_leg, f"callback:{callback_id}:agent-status:{status}",
-                 lambda unit: CallbackCall(Webhook(svc, unit, svc.urls), callback_id).agent_status(form))
+    # The agent's leg is over: what its status callback would have done (their wrap-up), then, should that have been
+    # heard already with Redis unreachable, the agent let go all the same.
+    leg = {"CallSid": agent_leg, "CallStatus": status}
+    run_once(svc.db, agent_leg, f"callback:{callback_id}:agent-status:{status}",
+             lambda unit: CallbackCall(Webhook(svc, unit, svc.urls), callback_id).agent_status(leg))
+    _release(svc, identity, key)
     logger.warning("callback %s: call %s ended (%s) unheard; agent %s released", callback_id, agent_leg, status,
                    identity)
     return True
+
+
+def _last_attempt(svc: Services, callback_id: int, identity: str) -> str | None:
+    """The agent's own call of this callback's last attempt on record, if they were rung for it."""
+    with svc.db.reading() as connection:
+        return connection.execute(
+            select(Call.call_sid).join(Agent, Agent.id == Call.agent_id)
+            .where(Call.callback_id == callback_id, Agent.identity == identity)
+            .order_by(Call.id.desc()).limit(1)
+        ).scalar()
 
 
 def _with_agent(svc: Services, model: type[Call] | type[Callback], where: Any, *columns: Any) -> Row[Any] | None:

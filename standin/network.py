@@ -71,6 +71,8 @@ class Network:
         self._behaviours: dict[str, Behaviour | Callable[[], Behaviour]] = {}
         self._calls: dict[str, Call] = {}
         self._recordings: dict[str, Recording] = {}
+        # Softphones set up with the Voice JS SDK's `allowIncomingWhileBusy` (the SDK's default is False).
+        self._take_while_busy: set[str] = set()
         self._seq = 0
         self._lock = threading.RLock()
         self.changed = threading.Condition(self._lock)
@@ -84,6 +86,17 @@ class Network:
         """
         with self._lock:
             self._behaviours[endpoint] = behaviour
+
+    def allow_incoming_while_busy(self, endpoint: str, allowed: bool = True) -> None:
+        """The client `endpoint` rings for a new call while on another (the Voice JS SDK's Device option)."""
+        with self._lock:
+            (self._take_while_busy.add if allowed else self._take_while_busy.discard)(endpoint)
+
+    def on_a_call(self, endpoint: str, besides: Call | None = None) -> Call | None:
+        """A leg to `endpoint` that was answered and is still up (other than `besides`): the softphone is busy."""
+        with self._lock:
+            return next((leg for leg in self._calls.values() if leg is not besides and leg.to == endpoint
+                         and leg.direction != "inbound" and leg.answered_at is not None and not leg.ended), None)
 
     def behaviour_for(self, endpoint: str) -> Behaviour:
         with self._lock:
@@ -438,7 +451,7 @@ class Network:
     def ring(self, call: Call, timeout: float | None) -> str:
         """Ring the endpoint until it answers, refuses, or `timeout` virtual seconds pass."""
         assert call.actor is not None
-        behaviour = call.behaviour
+        behaviour = self._busy_softphone(call) or call.behaviour
         outcomes: dict[type, str] = {Answer: "answered", Busy: "busy", Fail: "failed"}
         outcome = outcomes.get(type(behaviour), "no-answer")
         wait = getattr(behaviour, "after", None)
@@ -458,6 +471,18 @@ class Network:
                 return message.status or ("busy" if message.by == "callee" else "canceled")
             if isinstance(message, Redirect):
                 self.warn(call, "redirect before answer is applied when the call is answered; ignored")
+
+    def _busy_softphone(self, call: Call) -> Behaviour | None:
+        """The Voice JS SDK ignores an incoming call while another is active (unless `allowIncomingWhileBusy`):
+        nothing rings on the agent's screen, and Twilio hears no answer until its timeout."""
+        if not call.to.startswith("client:") or call.to in self._take_while_busy:
+            return None
+        active = self.on_a_call(call.to, besides=call)
+        if active is None:
+            return None
+        call.behaviour = NoAnswer()
+        self.record(call, "client.ignored", to=call.to, active=active.sid)
+        return call.behaviour
 
     def answer(self, call: Call) -> None:
         if call.answered_at is not None:

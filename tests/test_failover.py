@@ -61,6 +61,7 @@ def test_a_reservation_the_new_master_lacks_never_gives_that_agent_a_second_call
         state = presence(new.extensions["directo"]).state("ana")
         assert (state["status"], state["call"]) == ("reserved", "CA1")
         twilio.dial_complete(dial_of(first).get("action"), "CA1", "completed", duration=30)
+        twilio.agent_leg(dial_of(first).find("Client").get("statusCallback"), "CA1", "completed", "client:ana")
         twilio.status("CA1", "completed", duration=32)
         assert presence(new.extensions["directo"]).state("ana")["status"] == "wrapup"
     finally:

@@ -43,11 +43,12 @@ def path_of(url: str) -> str:
 
 
 def complete_call(twilio, answer, sid: str, agent: str, talk: int = 60) -> None:
-    """The agent answers, talks, hangs up; the caller's call ends."""
+    """The agent answers, talks, hangs up (their leg ends); the caller's call ends."""
     dial = dial_of(answer)
     leg_url = dial.find("Client").get("statusCallback")
     twilio.agent_leg(leg_url, sid, "in-progress", f"client:{agent}")
     twilio.dial_complete(dial.get("action"), sid, "completed", duration=talk)
+    twilio.agent_leg(leg_url, sid, "completed", f"client:{agent}")
     twilio.status(sid, "completed", duration=talk + 3)
 
 

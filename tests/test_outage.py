@@ -114,6 +114,7 @@ def test_an_agent_on_a_call_when_redis_lost_its_data_is_not_given_a_second_one(s
     third = twilio.incoming("CA3", from_="+34600000003")
     assert third.xml.find("Dial") is None, "ana is still talking to the first caller"
     twilio.dial_complete(dial_of(first).get("action"), "CA1", "completed", duration=60)
+    twilio.agent_leg(dial_of(first).find("Client").get("statusCallback"), "CA1", "completed", "client:ana")
     twilio.status("CA1", "completed", duration=63)
     assert presence(services).state("ana")["status"] == "wrapup"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import select
-from test_callbacks import CUSTOMER, add_agent, callback_for, waiting_callback_and_ana
+from test_callbacks import CUSTOMER, add_agent, callback_for, queue_one, waiting_callback_and_ana
 
 from directo.core.models import Call, Customer
 from routing import agents as admin
 from routing.presence import presence
 from routing.reconcile import reconcile_agents
-from standin import Answer
+from standin import Answer, Busy
 
 
 def held_since(cc, identity: str, seconds_ago: float) -> None:
@@ -38,7 +38,10 @@ def test_an_agent_whose_call_ended_while_the_app_was_unreachable_is_released(cal
     cc.standin.network.set_behaviour("client:ana", Answer(after=1.0, talk=30.0))
     cc.standin.faults.unreachable("/voice/dial-complete")  # the app is redeploying when the call ends:
     cc.standin.faults.unreachable("/voice/status")  # Twilio's tries fail and it moves on
-    sid = cc.place_call(CUSTOMER).wait(timeout=20).root.sid
+    placed = cc.place_call(CUSTOMER)
+    cc.until(lambda: presence(cc.services).state("ana").get("status") == "busy", jobs=False)
+    cc.standin.faults.unreachable("/voice/agent-leg")  # and the end of ana's own leg
+    sid = placed.wait(timeout=20).root.sid
     assert presence(cc.services).state("ana")["status"] == "busy", "nobody told the app the call ended"
     assert reconcile(cc) == [], "a call younger than a ring plus a minute is left alone"
 
@@ -92,3 +95,26 @@ def test_an_agent_whose_callback_ended_while_the_app_was_unreachable_is_released
     callback = callback_for(cc.services)
     assert callback.state == "done" and callback.close_reason.startswith("kept"), "the customer did answer"
     assert presence(cc.services).state("ana")["status"] == "wrapup"
+
+
+def test_an_agent_still_hearing_that_their_callback_customer_did_not_answer_is_not_freed(callcenter) -> None:
+    """The customer's outcome sent the callback back in line, but ana's own leg is still up: only Twilio's word that
+    the leg is over frees her (to her short wrap-up), never the record alone."""
+    cc = callcenter
+    add_agent(cc.services, "ana", status="offline")
+    queue_one(cc)
+    cc.standin.network.set_behaviour("client:ana", lambda: Answer(after=0.5, talk=None))
+    cc.standin.network.set_behaviour(CUSTOMER, Busy())
+    cc.standin.faults.unreachable("/voice/callbacks/agent-status", count=10)  # the end of ana's leg is never heard
+    cc.standin.scheduler.time_scale = 1.0  # real time: ana hears "the customer did not answer" for seconds
+    admin.set_status(cc.services, "ana", "available")
+    cc.until(lambda: callback_for(cc.services).state == "queued" and callback_for(cc.services).attempts == 1,
+             timeout=30)
+    leg = cc.standin.network.legs_to("client:ana")[0]
+    held_since(cc, "ana", 600)
+    assert leg.ended_at is None and reconcile(cc) == [], "her leg is up, as Twilio says"
+    assert presence(cc.services).state("ana")["status"] == "busy"
+    cc.until(lambda: leg.ended_at is not None, jobs=False)
+    cc.services.redis.delete(f"{presence(cc.services).prefix}asked:{leg.sid}")  # five minutes later
+    assert reconcile(cc) == ["ana"]
+    assert presence(cc.services).state("ana")["status"] == "wrapup", "her short wrap-up after the attempt"

@@ -214,3 +214,20 @@ def test_returning_callers_agents_are_shown_what_the_last_agent_wrote(services, 
     assert promises["made"] > 0 and promises["on time"] + promises["late"] + promises["missed"] + \
         promises["waiting"] == promises["made"]
     assert sim.desk.action_errors == []
+
+
+# Calls of five to ten simulated minutes keep the overloaded hour to some 80 calls for two agents; a fast clock keeps
+# that hour to 15 s of real time.
+LONG_CALLS = replace(QUICK, talk=(300.0, 600.0))
+OVERLOAD_SCALE = 0.004
+
+
+def test_five_times_more_callers_than_agents_for_an_hour(services, live_server, twilio_port, worker) -> None:
+    """Issue 17: under overload an agent was rung while still on their last callback call (its customer had not
+    answered); their softphone would ignore it and they would be set away."""
+    options = _options(live_server, twilio_port, agents=2, seed=17, habits=LONG_CALLS, time_scale=OVERLOAD_SCALE,
+                       settle_seconds=5)
+    with Simulation(services, options) as sim:
+        outcome = SCENARIOS["overload"](sim)
+    assert outcome.passed, outcome.text() + "\n" + outcome.summary.text()
+    assert not outcome.summary.violations, outcome.summary.text()

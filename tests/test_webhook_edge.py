@@ -178,6 +178,7 @@ def test_a_non_numeric_dial_call_duration_does_not_turn_an_answered_call_into_th
         "DialCallSid": "CA" + "d" * 32, "DialCallDuration": duration})
     assert done.status == 200
     assert done.xml.find("Say") is None and done.xml[-1].tag == "Hangup", done.body
+    twilio.agent_leg(dial_of(answer).find("Client").get("statusCallback"), "CA1", "completed", "client:ana")
     assert presence(services).state("ana")["status"] == "wrapup"
     assert _call(services, "CA1").outcome == "answered"
 

@@ -82,6 +82,8 @@ class Config:
     default_language: str = "es"
     default_region: str = "ES"
     wrapup_seconds: int = 30
+    # After a callback attempt whose customer was not reached: a moment of the agent's own before the next call.
+    callback_attempt_wrapup_seconds: int = 5
     ring_timeout_seconds: int = 20
     max_dial_attempts: int = 3
     callback_promise_minutes: int = 15
@@ -142,6 +144,8 @@ class Config:
             default_language=env.get("DEFAULT_LANGUAGE", cls.default_language),
             default_region=env.get("DEFAULT_REGION", cls.default_region),
             wrapup_seconds=int(env.get("WRAPUP_SECONDS", cls.wrapup_seconds)),
+            callback_attempt_wrapup_seconds=int(env.get("CALLBACK_ATTEMPT_WRAPUP_SECONDS",
+                                                        cls.callback_attempt_wrapup_seconds)),
             ring_timeout_seconds=int(env.get("RING_TIMEOUT_SECONDS", cls.ring_timeout_seconds)),
             max_dial_attempts=int(env.get("MAX_DIAL_ATTEMPTS", cls.max_dial_attempts)),
             callback_promise_minutes=int(env.get("CALLBACK_PROMISE_MINUTES", cls.callback_promise_minutes)),

@@ -60,7 +60,17 @@ CLOSED = frozenset({CallbackState.DONE, CallbackState.MISSED, CallbackState.CANC
 
 
 class AgentStatus(StrEnum):
-    """An agent's live state in Redis (and, for what they asked for, `agents.status`)."""
+    """An agent's live state in Redis (and, for what they asked for, `agents.status`).
+
+    An agent on a call (RESERVED, BUSY) is let go by one event only: the final status of **their own leg**, never
+    another leg of the same call ending (the customer's, a complaint acknowledgement the caller stays for, a
+    promise's customer). On an inbound call that is `routing.inbound:InboundCall.agent_leg` (`completed`:
+    WRAPUP_SECONDS); on a callback of any kind, `routing.callback_calls:CallbackCall.agent_status` (`completed`:
+    WRAPUP_SECONDS after a conversation, CALLBACK_ATTEMPT_WRAPUP_SECONDS after an attempt that reached nobody).
+    Both move them through `routing.agents.wrap_up`; a ring that ends unanswered (no-answer, busy, failed) sets
+    them AWAY. The Voice JS SDK ignores a call that arrives while one is active, so freeing an agent earlier would
+    ring them during a call, and set them away for not answering it.
+    """
 
     AVAILABLE = "available"
     RESERVED = "reserved"  # chosen for a call or callback; their phone is about to ring or ringing

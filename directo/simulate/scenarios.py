@@ -391,6 +391,39 @@ def _away_once_free(sim: Simulation, identity: str) -> None:
     eventually(left, 30)
 
 
+# "Five times more callers than agents": calls arrive at five times what the agents can take, for a simulated hour.
+OVERLOAD = 5.0
+OVERLOAD_SECONDS = 3600.0
+
+
+def overload(sim: Simulation) -> Outcome:
+    """The day a contact center most needs us: five times more callers than the agents can take, for an hour. Most
+    are promised a callback; every failed attempt to reach one must leave its agent at work, not rung while still on
+    the line (their softphone would ignore it, and they would be set away just when they are needed)."""
+    agents = sim.staff()
+    handling = sim.options.habits.handling_seconds
+    calls = max(1, round(OVERLOAD * len(agents) * OVERLOAD_SECONDS / handling))
+    sim.options = replace(sim.options, calls=calls, rate=None, load=OVERLOAD)
+    summary = sim.run()
+    outcome = Outcome("overload", summary)
+    kinds = [violation.kind for violation in summary.violations]
+    away = summary.away
+    outcome.checks = [
+        Check("callers arrive at five times what the agents can take, a simulated hour's worth",
+              summary.calls == calls, f"{calls} calls for {len(agents)} agents"),
+        Check("most are promised a callback", summary.callbacks_offered > summary.answered,
+              f"{summary.callbacks_offered} promised, {summary.answered} answered at once"),
+        Check("no agent is given two calls", "agent given two calls" not in kinds,
+              f"{kinds.count('agent given two calls')} times"),
+        Check("no agent is rung while on a call (their softphone would ignore it and they would be set away)",
+              away["ignored_while_busy"] == 0, f"{away['set_away']} set away, "
+                                               f"{away['ignored_while_busy']} of them rung while on a call"),
+        Check("no promise is lost", "callback lost" not in kinds,
+              "kept {kept}, missed {missed}, still pending {pending}".format(**summary.callbacks)),
+    ]
+    return outcome
+
+
 SCENARIOS: dict[str, Callable[[Simulation], Outcome]] = {
     "returning-caller": returning_caller,
     "all-busy-callback": all_busy_callback,
@@ -399,4 +432,5 @@ SCENARIOS: dict[str, Callable[[Simulation], Outcome]] = {
     "complaint-reopened": complaint_reopened,
     "promise-kept": promise_kept,
     "promise-owner-away": promise_owner_away,
+    "overload": overload,
 }

@@ -15,6 +15,7 @@ from directo.core.models import Callback, Complaint, SmsMessage, utcnow
 from directo.core.services import Services
 from directo.core.states import (
     MESSAGE_STATUS,
+    NOT_REACHED,
     OPEN,
     CallbackKind,
     CallbackState,
@@ -50,6 +51,7 @@ class Summary:
     complaints: dict[str, int] = field(default_factory=dict)
     promises: dict[str, int] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
+    away: dict[str, int] = field(default_factory=dict)
     webhooks: int = 0
     violations: list[Violation] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
@@ -72,8 +74,8 @@ class Summary:
             "Time to a person (simulated seconds): "
             + (f"median {answer['p50']:.1f}, 90% within {answer['p90']:.1f}, longest {answer['max']:.1f}"
                if answer else "no call answered"),
-            "Callbacks: promised {promised}, kept {kept}, missed {missed}, still pending {pending}".format(
-                **self.callbacks),
+            "Callbacks: promised {promised}, kept {kept} (on time {on time}, late {late}), missed {missed}, "
+            "still pending {pending}".format(**self.callbacks),
             "Complaints: flagged {flagged}, acknowledged to the caller {acknowledged}, SMS delivered {sms_delivered}"
             .format(**self.complaints),
             "  then: resolved {resolved}, customer told {told} (by SMS {told_by_sms}), verified {verified} "
@@ -81,6 +83,8 @@ class Summary:
             "Promises with a date: made {made}, kept on time {on time}, late {late}, missed {missed}, "
             "kept by another agent (owner missed) {owner missed}, still waiting {waiting}".format(**self.promises),
             _memory_line(self.memory),
+            "Agents set away (an offer they did not answer): {set_away}, of them rung while on another call: "
+            "{ignored_while_busy}".format(**self.away),
             f"Webhooks answered: {self.webhooks}",
         ]
         if self.violations:
@@ -166,6 +170,7 @@ def summarise(svc: Services, network: Network, roots: list[Call], agents: list[s
                 f"{root.sid} from {root.from_}: not answered, no callback, caller did not hang up ({outcome})"))
     summary.answer_seconds = percentiles(waits)
     violations += overlapping_offers(legs, endpoints)
+    summary.away = unanswered_offers(legs, endpoints)
     trees = [leg for leg in legs if leg.parent is None]
     violations += webhook_failures(trees)
     summary.webhooks = sum(len(tree.webhooks()) for tree in trees)
@@ -215,6 +220,15 @@ def overlapping_offers(legs: list[Call], endpoints: set[str]) -> list[Violation]
     return found
 
 
+def unanswered_offers(legs: list[Call], endpoints: set[str]) -> dict[str, int]:
+    """Offers agents did not answer: Directo takes each for an agent away from the desk and sets them away. Those
+    their softphone ignored because they were on another call are counted apart (the SDK never showed them)."""
+    missed = [leg for leg in legs if leg.to in endpoints and leg.direction != Direction.INBOUND
+              and leg.status in NOT_REACHED]
+    return {"set_away": len(missed),
+            "ignored_while_busy": sum(1 for leg in missed if leg.find("client.ignored", sid=leg.sid))}
+
+
 def webhook_failures(roots: list[Call]) -> list[Violation]:
     """Every webhook answered with a non-2xx status (or not at all), and every TwiML Twilio would reject."""
     found = []
@@ -232,13 +246,14 @@ def webhook_failures(roots: list[Call]) -> list[Violation]:
 
 def callback_counts(callbacks: list[Callback], legs: list[Call], called_in: set[str],
                     violations: list[Violation]) -> dict[str, int]:
-    """A promise is kept (the customer was reached, by the callback or calling in again), missed (visible as
-    missed), pending, or lost: a violation."""
+    """A promise is kept (the customer was reached, by the callback or calling in again; on time when by the time
+    promised), missed (visible as missed), pending, or lost: a violation."""
     reached = called_in | {leg.to for leg in legs if leg.direction != Direction.INBOUND and leg.answered_at is not None}
-    counts = {"promised": len(callbacks), "kept": 0, "missed": 0, "pending": 0}
+    counts = {"promised": len(callbacks), "kept": 0, "on time": 0, "late": 0, "missed": 0, "pending": 0}
     for callback in callbacks:
         if callback.state == CallbackState.DONE and callback.phone in reached:
             counts["kept"] += 1
+            counts["on time" if callback.closed_at <= callback.promised_by else "late"] += 1
         elif callback.state == CallbackState.MISSED:
             counts["missed"] += 1
         elif callback.state in OPEN:

@@ -139,6 +139,28 @@ def test_agent_hangup_from_the_test_ends_the_bridge(tw: StandIn, app: App):
     assert action["DialCallStatus"] == "completed" and int(action["DialCallDuration"]) >= 19
 
 
+@pytest.mark.parametrize("allow_incoming_while_busy", [False, True])
+def test_a_softphone_on_a_call_ignores_a_second_one_as_the_voice_sdk_does(tw: StandIn, app: App,
+                                                                          allow_incoming_while_busy: bool):
+    tw.network.set_behaviour(AGENT, Answer(after=1.0, talk=60.0))
+    tw.network.allow_incoming_while_busy(AGENT, allow_incoming_while_busy)
+    response = VoiceResponse()
+    response.dial(action="/dial-done", timeout=10).client("alice")
+    app.on("/incoming", response)
+    first = inbound(tw, app)
+    tw.network.wait_until(lambda net: any(leg.status == "in-progress" for leg in net.legs_to(AGENT)))
+    second = tw.network.place_inbound_call("+34600999888", OUR_NUMBER, app.url("/incoming"))
+    second.wait(10)
+    first.wait(10)
+    statuses = [action["DialCallStatus"] for action in app.received("/dial-done")]
+    if allow_incoming_while_busy:
+        assert statuses == ["completed", "completed"] and not second.find("client.ignored")
+    else:  # nothing rings on the agent's screen: Twilio hears no answer until the Dial's timeout
+        assert statuses[0] == "no-answer" and statuses[1] == "completed"
+        [ignored] = second.find("client.ignored")
+        assert ignored["active"] == tw.network.legs_to(AGENT)[0].sid
+
+
 def test_record_posts_the_action_and_the_recording_is_a_real_wav(tw: StandIn, app: App):
     tw.network.set_behaviour(CUSTOMER, Answer(speech_seconds=4.0, finish_key="#"))
     response = VoiceResponse()
