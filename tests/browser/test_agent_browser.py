@@ -127,6 +127,9 @@ def test_agent_takes_a_call_with_the_caller_known_flags_a_complaint_and_wraps_up
         assert session.scalar(select(Call.notes).where(Call.call_sid == "CA02")).startswith("Pide que")
 
     webhooks.dial_complete(dial_of(ringing).get("action"), "CA02", "completed", duration=95)
+    webhooks.post(leg_url, {"CallSid": "CA" + "e" * 32, "ParentCallSid": "CA02", "CallStatus": "completed",
+                            "To": "client:ana", "AccountSid": services.config.twilio_account_sid,
+                            "Direction": "outbound-dial"})  # the agent's own leg ends: their wrap-up starts
     webhooks.status("CA02", "completed", duration=98)
     expect(page.locator("#status-pill")).to_have_text("Cierre de llamada")
     expect(page.locator("#wrapup-left")).to_have_text(re.compile(r"^Cierre: quedan (2\d|30) s$"))
@@ -168,7 +171,12 @@ def test_a_pop_sent_while_the_page_was_reconnecting_is_shown_when_it_is_back(
     webhooks = TwilioWebhooks(OverHttp(), base=live_server.url)  # type: ignore[arg-type]
     first = webhooks.incoming("CA10", from_="+34600999888")
     expect(page.locator("#caller-number")).to_have_text("+34600999888")
+    leg_url = dial_of(first).find("Client").get("statusCallback")
+    bobs_leg = {"CallSid": "CA" + "b" * 32, "ParentCallSid": "CA10", "To": "client:bob",
+                "AccountSid": services.config.twilio_account_sid, "Direction": "outbound-dial"}
+    webhooks.post(leg_url, {**bobs_leg, "CallStatus": "in-progress"})  # Bob answers
     webhooks.dial_complete(dial_of(first).get("action"), "CA10", "completed", duration=30)
+    webhooks.post(leg_url, {**bobs_leg, "CallStatus": "completed"})  # his leg ends: his wrap-up starts
     page.click("#ready")
     expect(page.locator("#status-pill")).to_have_text("Disponible")
 

@@ -44,9 +44,10 @@ def two_desks(live_server) -> Iterator[tuple]:
         browser.close()
 
 
-def _answered(webhooks: TwilioWebhooks, services, ringing, sid: str, agent: str, leg: str) -> None:
+def _agent_leg(webhooks: TwilioWebhooks, services, ringing, sid: str, agent: str, leg: str,
+               status: str = "in-progress") -> None:
     webhooks.post(dial_of(ringing).find("Client").get("statusCallback"), {
-        "CallSid": leg, "ParentCallSid": sid, "CallStatus": "in-progress", "To": f"client:{agent}",
+        "CallSid": leg, "ParentCallSid": sid, "CallStatus": status, "To": f"client:{agent}",
         "AccountSid": services.config.twilio_account_sid, "Direction": "outbound-dial"})
 
 
@@ -65,7 +66,7 @@ def test_the_next_agent_sees_the_corrected_name_and_what_was_noted_before_answer
     first = webhooks.incoming("CA01", from_=CALLER)
     expect(ana.locator("#caller-name")).to_have_text("Cliente sin nombre")
     expect(ana.locator("#contacts")).to_contain_text("Ningún contacto anterior")
-    _answered(webhooks, services, first, "CA01", "ana", "CA" + "1" * 32)
+    _agent_leg(webhooks, services, first, "CA01", "ana", "CA" + "1" * 32)
     expect(ana.locator("#status-pill")).to_have_text("En llamada")
     ana.click("#profile-edit summary")
     ana.fill("#profile-name", "Lucía Núñez")
@@ -84,6 +85,7 @@ def test_the_next_agent_sees_the_corrected_name_and_what_was_noted_before_answer
     expect(ana.locator("#promise-result")).to_have_text(re.compile(r"^Prometida para el .* a las 09:30, hora de "
                                                                    r"España \(Madrid\)\. "))
     webhooks.dial_complete(dial_of(first).get("action"), "CA01", "completed", duration=240)
+    _agent_leg(webhooks, services, first, "CA01", "ana", "CA" + "1" * 32, status="completed")
     webhooks.status("CA01", "completed", duration=243)
     expect(ana.locator("#status-pill")).to_have_text("Cierre de llamada")
 
