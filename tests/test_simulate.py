@@ -22,9 +22,9 @@ from directo.simulate.people import Habits
 from directo.simulate.population import Population
 from directo.simulate.run import OUR_NUMBER
 from directo.simulate.scenarios import SCENARIOS
-from directo.simulate.summary import overlapping_offers
+from directo.simulate.summary import overlapping_offers, webhook_failures
 from standin import Answer, NoAnswer, StandIn
-from standin.model import Call
+from standin.model import Call, Event
 
 # Fast habits for CI: short calls, quick wrap-ups, no one away for long.
 QUICK = Habits(ring=(1.0, 3.0), talk=(10.0, 30.0), wrapup=(1.0, 3.0), back_at_desk=(5.0, 10.0))
@@ -231,3 +231,15 @@ def test_five_times_more_callers_than_agents_for_an_hour(services, live_server, 
         outcome = SCENARIOS["overload"](sim)
     assert outcome.passed, outcome.text() + "\n" + outcome.summary.text()
     assert not outcome.summary.violations, outcome.summary.text()
+
+
+def test_a_webhook_still_on_its_way_when_the_run_ends_is_no_failure_but_one_unanswered_is() -> None:
+    """The stand-in logs a webhook when it sends it and fills in the answer when it comes; past Twilio's 15 s it
+    records error 11205. So only an answer that failed, or a status that is not 2xx, is the server's fault."""
+    root = Call("CA1", account_sid="AC1", direction="outbound-api", from_=OUR_NUMBER, to="client:ana",
+                status="in-progress", created_at=0.0, behaviour=Answer())
+    for seq, (status, error_code) in enumerate([(200, None), (None, None), (None, 11205), (500, 11200)]):
+        root.log.items.append(Event(seq, 0.0, "webhook", "CA1", {
+            "purpose": "status_callback", "url": f"http://app/{seq}", "status": status, "error_code": error_code}))
+    assert [v.detail for v in webhook_failures([root])] == [
+        "status_callback http://app/2 answered nothing", "status_callback http://app/3 answered 500"]

@@ -230,11 +230,14 @@ def unanswered_offers(legs: list[Call], endpoints: set[str]) -> dict[str, int]:
 
 
 def webhook_failures(roots: list[Call]) -> list[Violation]:
-    """Every webhook answered with a non-2xx status (or not at all), and every TwiML Twilio would reject."""
+    """Every webhook answered with a non-2xx status (or not at all), and every TwiML Twilio would reject. A webhook
+    still on its way when the run ended is not one: past Twilio's 15 s the stand-in records it failed (11205)."""
     found = []
     for root in roots:
         for event in root.webhooks():
             status = event.get("status")
+            if status is None and event.get("error_code") is None:
+                continue
             if status is None or not 200 <= int(status) < 300:
                 found.append(Violation("webhook failed", f"{event['purpose']} {event['url']} answered "
                                                          f"{status or event.get('error') or 'nothing'}"))
