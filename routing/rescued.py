@@ -19,7 +19,7 @@ from directo.core.db import insert_or_ignore
 from directo.core.jobs import current_services
 from directo.core.models import Agent, Call, CallEvent, utcnow
 from directo.core.services import Services
-from directo.core.states import FINAL_CALL_STATUSES, AgentStatus, CallOutcome, CallStatus, Direction
+from directo.core.states import FINAL_CALL_STATUSES, CallOutcome, CallStatus, Direction
 from directo.core.twilio_client import twilio_client
 from routing import agents, callbacks
 from routing.directory import CallerContext, ensure_customer, find, normalise_number
@@ -100,7 +100,7 @@ def record_one(svc: Services, call_sid: str) -> bool:
         if written:
             session.add(CallEvent(call_id=call.id, kind="rescued", detail=detail))
     if agent is not None and seen["talking"]:  # still on it: not free for another call meanwhile
-        presence(svc).transition(agent.identity, AgentStatus.BUSY, expect_call="", call=call_sid)
+        agents.took_unreserved(svc, agent.identity, call_sid)
     svc.redis.hdel(NOTES, call_sid)
     if written:
         logger.warning("call %s: answered during a database failure, now on record", call_sid)
